@@ -1,0 +1,85 @@
+"""Atomic, checksummed artifact I/O shared by every stage.
+
+A file is written to a temporary name in the same folder, flushed and fsync'ed,
+then renamed over its final name, so a reader never sees a partial file.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON (stable bytes for equal content)."""
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """Serialise ``obj`` with :func:`torch.save` into memory."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> str:
+    """:func:`torch.save` ``obj`` atomically; returns the file's SHA-256."""
+    data = torch_bytes(obj)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
+
+
+def safe_torch_load(path: str | os.PathLike, what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)`` with a clear error for bad files.
+
+    :raises FileNotFoundError: the file is missing.
+    :raises ValueError: the file is corrupt or needs arbitrary code to unpickle.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for bad archives
+        raise ValueError(
+            f"{what} {path} cannot be loaded safely (corrupt, truncated, or it needs arbitrary code "
+            f"to unpickle): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. "
+            "Delete it and rerun the stage that produces it."
+        ) from e

@@ -1,0 +1,149 @@
+"""The parameter schema of a profile file (``params.yaml``), checked before any work.
+
+``load("params.yaml")`` returns a validated :class:`Profile`; any unknown key, wrong
+type or out-of-range value raises :class:`ParamsError` naming every offending key
+and what it allows.  The same section classes build a run from keyword arguments,
+so a notebook and a Python caller share one set of defaults.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .data import DATASETS
+from .models import ARCHITECTURES
+
+
+class ParamsError(ValueError):
+    """A profile file or parameter section is invalid; the message lists each problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DataParams(_Section):
+    """:param dataset: a registered dataset; :param root: data folder (None: ``$CDEMI_DATA``, then Debian's)."""
+
+    dataset: str = "fashion_mnist"
+    root: Optional[str] = None
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; allowed: {', '.join(DATASETS.names())}")
+        return v
+
+
+class RuntimeParams(_Section):
+    """:param threads: CPU threads (results on the CPU depend on it; 0 = torch's default).
+    :param device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:i]``.
+    :param channels_last: NHWC memory layout (faster ResNets on CPU and GPU)."""
+
+    threads: int = Field(2, ge=0, le=256)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    channels_last: bool = True
+
+
+class TrainRun(_Section):
+    """One classifier training run (teacher, student from scratch, or KD on full data).
+
+    :param arch: registered architecture; :param width: channel multiplier.
+    :param teacher: path of a teacher checkpoint for KD on the full training set;
+        None trains from labels.
+    Other fields as :class:`cdemi.training.TrainSettings`.
+    """
+
+    arch: str
+    width: float = Field(1.0, gt=0, le=8)
+    epochs: int = Field(15, ge=1, le=10000)
+    batch_size: int = Field(256, ge=1, le=65536)
+    lr: float = Field(0.1, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    augment: bool = True
+    warmup: float = Field(0.15, ge=0, lt=1)
+    teacher: Optional[str] = None
+    temperature: float = Field(4.0, gt=0, le=100)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {v!r}; allowed: {', '.join(ARCHITECTURES.names())}")
+        return v
+
+
+class Profile(_Section):
+    """A whole profile file: ``profile``, ``data``, ``runtime``, ``train`` (run name -> :class:`TrainRun`)."""
+
+    profile: Literal["default", "paper", "smoke"]
+    data: DataParams = DataParams()
+    runtime: RuntimeParams = RuntimeParams()
+    train: dict[str, TrainRun] = {}
+
+
+def _explain(err: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        got = e.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {key or '<top>'}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def validate(raw: dict, source: str = "parameters") -> Profile:
+    """Validate a profile given as a dict; :raises ParamsError: listing every problem."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Profile.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(f"{source} is invalid:\n{_explain(e)}") from None
+
+
+def section(cls: type[_Section], values: dict, name: str) -> _Section:
+    """Validate one section from keyword values (for notebooks and Python callers)."""
+    try:
+        return cls.model_validate(values)
+    except ValidationError as e:
+        raise ParamsError(f"parameters {name!r} are invalid:\n{_explain(e, name)}") from None
+
+
+def load(path: str | Path = "params.yaml") -> Profile:
+    """Read and validate a profile file; :raises ParamsError: unreadable YAML or invalid values."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"profile file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path} is not valid YAML: {e}") from None
+    return validate(raw, str(path))
+
+
+def resolve(params_file: str, key: str, table: str, smoke: dict) -> tuple[_Section, Profile]:
+    """The entry ``key`` of section ``table`` in ``params_file``, or the smoke values.
+
+    Notebooks call this from their parameters: with ``params_file`` empty they run
+    on ``smoke`` (the cheap values of their parameters cell), validated by the same
+    schema; otherwise they run the named entry of the profile.
+
+    :returns: (the validated entry, the whole profile).
+    :raises ParamsError: invalid values, or ``key`` absent from the table (listing the known keys).
+    """
+    if params_file:
+        profile = load(params_file)
+        entries = getattr(profile, table)
+        if key not in entries:
+            raise ParamsError(f"{params_file}: no entry {key!r} under {table!r}; known: {', '.join(sorted(entries)) or 'none'}")
+        return entries[key], profile
+    profile = validate({"profile": "smoke", table: {key: smoke["run"]}, **{k: v for k, v in smoke.items() if k != "run"}},
+                       "smoke parameters")
+    return getattr(profile, table)[key], profile

@@ -1,0 +1,223 @@
+"""Supervised training and full-data KD of a classifier, resumable per epoch.
+
+The same loop trains the teacher and the reference students from labels, and
+distils a student from a teacher on the real training set (the "KD on full data"
+upper bound).  Every epoch ends with an atomic checkpoint of the complete state
+(weights, optimiser, schedule, RNG, curve), so an interrupted run resumes where it
+stopped and, on the CPU, ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .artifacts import atomic_torch_save, safe_torch_load
+from .data import ImageSet
+from .data.augment import random_crop_flip
+from .losses import kd_kl
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters of one training run.
+
+    :param epochs: passes over the training set.
+    :param batch_size: images per step.
+    :param lr: peak learning rate of the one-cycle schedule (SGD, Nesterov momentum).
+    :param momentum: SGD momentum.
+    :param weight_decay: L2 penalty.
+    :param seed: seeds the weights' initialisation (by the caller) and the data order.
+    :param augment: random crop (padding = image side / 8) and horizontal flip.
+    :param temperature: KD temperature; used only when a teacher is given.
+    :param warmup: fraction of the steps spent rising to ``lr``.
+    """
+
+    epochs: int = 15
+    batch_size: int = 256
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    seed: int = 0
+    augment: bool = True
+    temperature: float = 4.0
+    warmup: float = 0.15
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_classifier`: accuracies in percent, seconds of wall time."""
+
+    test_accuracy: float
+    best_accuracy: float
+    curve: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from_epoch: int = 0
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageSet, device: torch.device | str = "cpu", batch_size: int = 1000,
+             channels_last: bool = False) -> float:
+    """Top-1 accuracy in percent of ``model`` on ``data`` (normalised with its spec)."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(data), batch_size):
+        x = data.spec.normalise(data.images[i:i + batch_size].to(device).float().div_(255))
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        correct += (model(x).argmax(1).cpu() == data.labels[i:i + batch_size]).sum().item()
+    model.train(was_training)
+    return 100.0 * correct / max(1, len(data))
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    order = torch.randperm(n, generator=generator)
+    for i in range(0, n - batch_size + 1 if n >= batch_size else 1, batch_size):
+        yield order[i:i + batch_size]
+
+
+def train_classifier(model: nn.Module, train: ImageSet, test: ImageSet, settings: TrainSettings, *,
+                     teacher: nn.Module | None = None, state_path: str | Path | None = None,
+                     device: torch.device | str = "cpu", channels_last: bool = False,
+                     progress: bool = True) -> TrainResult:
+    """Train ``model`` on ``train`` (cross-entropy, or KD from ``teacher``), testing each epoch.
+
+    :param model: a freshly initialised classifier (its init is part of the run's seed).
+    :param teacher: if given, the loss is :func:`cdemi.losses.kd_kl` to the teacher's
+        logits on the same augmented batch (labels unused).
+    :param state_path: where the per-epoch resume state lives; a state written with
+        other settings is set aside (renamed ``*.stale``), never silently reused.
+    :returns: final and best test accuracy (%), per-epoch curve, seconds spent.
+    """
+    device = torch.device(device)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if teacher is not None:
+        teacher.to(device).eval()
+        if channels_last:
+            teacher.to(memory_format=torch.channels_last)
+    steps_per_epoch = max(1, len(train) // settings.batch_size)
+    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                          weight_decay=settings.weight_decay, nesterov=settings.momentum > 0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.epochs * steps_per_epoch,
+                                                pct_start=settings.warmup, anneal_strategy="cos",
+                                                div_factor=25.0, final_div_factor=1e3)
+    gen = torch.Generator().manual_seed(settings.seed)
+    curve: list[dict] = []
+    start_epoch, spent = 0, 0.0
+    state_path = Path(state_path) if state_path else None
+    if state_path and state_path.exists():
+        state = safe_torch_load(state_path, "training state")
+        if state.get("settings") == settings.digest() and state.get("kd") == (teacher is not None):
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"])
+            curve = [dict(zip(("epoch", "train_loss", "test_accuracy", "seconds"), row)) for row in state["curve"].tolist()]
+            for row in curve:
+                row["epoch"] = int(row["epoch"])
+            start_epoch, spent = int(state["epoch"]), float(state["seconds"])
+        else:
+            state_path.rename(state_path.with_suffix(".stale"))
+    padding = max(1, train.spec.image_size // 8)
+    images = train.images.to(device)
+    labels = train.labels.to(device)
+    model.train()
+    bar = tqdm(range(start_epoch, settings.epochs), desc="train", disable=not progress, initial=start_epoch,
+               total=settings.epochs, unit="epoch")
+    for epoch in bar:
+        t0 = time.perf_counter()
+        total, count = 0.0, 0
+        for idx in _batches(len(train), settings.batch_size, gen):
+            x = images[idx.to(device)].float().div_(255)
+            if settings.augment:
+                x = random_crop_flip(x, padding, gen)
+            x = train.spec.normalise(x)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            logits = model(x)
+            if teacher is None:
+                loss = F.cross_entropy(logits, labels[idx.to(device)])
+            else:
+                with torch.no_grad():
+                    target = teacher(x)
+                loss = kd_kl(logits, target, settings.temperature)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite training loss at epoch {epoch + 1}, step {count + 1}: {loss.item()}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+            count += 1
+        acc = evaluate(model, test, device, channels_last=channels_last)
+        spent += time.perf_counter() - t0
+        curve.append({"epoch": epoch + 1, "train_loss": total / max(1, count), "test_accuracy": acc, "seconds": spent})
+        bar.set_postfix(loss=f"{total / max(1, count):.3f}", test=f"{acc:.2f}%")
+        if state_path:
+            atomic_torch_save(state_path, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "generator": gen.get_state(), "epoch": epoch + 1, "seconds": spent, "settings": settings.digest(),
+                "kd": teacher is not None,
+                "curve": torch.tensor([[r["epoch"], r["train_loss"], r["test_accuracy"], r["seconds"]] for r in curve],
+                                      dtype=torch.float64),
+            })
+    model.to(memory_format=torch.contiguous_format)
+    accs = [r["test_accuracy"] for r in curve]
+    return TrainResult(test_accuracy=accs[-1] if accs else float("nan"), best_accuracy=max(accs, default=float("nan")),
+                       curve=curve, seconds=spent, resumed_from_epoch=start_epoch)
+
+
+def train_run(run, data, runtime, out: str | Path, state: str | Path | None = None, progress: bool = True) -> dict:
+    """Execute one ``train`` entry of a profile and write its checkpoint and record.
+
+    Checks run before any computation: the dataset loads, and a KD teacher
+    checkpoint matches the dataset and class count.
+
+    :param run: :class:`cdemi.params.TrainRun`; :param data: :class:`cdemi.params.DataParams`;
+    :param runtime: :class:`cdemi.params.RuntimeParams`.
+    :param out: checkpoint path (``.pt``; the record goes to ``.json`` beside it).
+    :param state: resume-state path (default: ``out`` with suffix ``.state``).
+    :returns: the record written beside the checkpoint.
+    """
+    from . import data as datasets
+    from . import models, runtime as rt
+    from .models.checkpoint import load_classifier, save_classifier
+
+    device = rt.select_device(runtime.device)
+    train_set = datasets.load(data.dataset, "train", data.root)
+    test_set = datasets.load(data.dataset, "test", data.root)
+    spec = train_set.spec
+    teacher, teacher_record = None, None
+    if run.teacher:
+        teacher, teacher_record = load_classifier(run.teacher, dataset=data.dataset, num_classes=spec.num_classes)
+    rt.configure(runtime.threads, run.seed)
+    arch_kwargs = {"num_classes": spec.num_classes, "in_channels": spec.channels, "width": run.width}
+    if run.arch == "convnet":
+        arch_kwargs["image_size"] = spec.image_size
+    model = models.build(run.arch, **arch_kwargs)
+    settings = TrainSettings(epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, momentum=run.momentum,
+                             weight_decay=run.weight_decay, seed=run.seed, augment=run.augment,
+                             temperature=run.temperature, warmup=run.warmup)
+    out = Path(out)
+    result = train_classifier(model, train_set, test_set, settings, teacher=teacher,
+                              state_path=state or out.with_suffix(".state"), device=device,
+                              channels_last=runtime.channels_last, progress=progress)
+    return save_classifier(
+        out, model, run.arch, arch_kwargs, data.dataset,
+        params=run.model_dump(), test_accuracy=result.test_accuracy, best_accuracy=result.best_accuracy,
+        curve=result.curve, train_seconds=result.seconds, threads=runtime.threads, device=str(device),
+        torch_version=torch.__version__, teacher_sha256=teacher_record["sha256"] if teacher_record else None,
+    )
