@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .data import DATASETS
 from .models import ARCHITECTURES
@@ -53,12 +53,14 @@ class TrainRun(_Section):
     """One classifier training run (teacher, student from scratch, or KD on full data).
 
     :param arch: registered architecture; :param width: channel multiplier.
+    :param dataset: registered dataset (None: the profile's ``data.dataset``).
     :param teacher: path of a teacher checkpoint for KD on the full training set;
         None trains from labels.
     Other fields as :class:`cdemi.training.TrainSettings`.
     """
 
     arch: str
+    dataset: Optional[str] = None
     width: float = Field(1.0, gt=0, le=8)
     epochs: int = Field(15, ge=1, le=10000)
     batch_size: int = Field(256, ge=1, le=65536)
@@ -78,14 +80,35 @@ class TrainRun(_Section):
             raise ValueError(f"unknown architecture {v!r}; allowed: {', '.join(ARCHITECTURES.names())}")
         return v
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: Optional[str]) -> Optional[str]:
+        return DataParams._known_dataset(v) if v is not None else v
+
 
 class Profile(_Section):
-    """A whole profile file: ``profile``, ``data``, ``runtime``, ``train`` (run name -> :class:`TrainRun`)."""
+    """A whole profile file.
+
+    ``train``: run name -> :class:`TrainRun` trained from the labels (teachers, students
+    from scratch); ``kd_full``: run name -> :class:`TrainRun` distilled from its
+    ``teacher`` on the whole training set.
+    """
 
     profile: Literal["default", "paper", "smoke"]
     data: DataParams = DataParams()
     runtime: RuntimeParams = RuntimeParams()
     train: dict[str, TrainRun] = {}
+    kd_full: dict[str, TrainRun] = {}
+
+    @model_validator(mode="after")
+    def _teachers(self) -> "Profile":
+        for name, run in self.train.items():
+            if run.teacher is not None:
+                raise ValueError(f"train.{name}.teacher must be null (runs with a teacher belong under kd_full)")
+        for name, run in self.kd_full.items():
+            if run.teacher is None:
+                raise ValueError(f"kd_full.{name}.teacher is required (a teacher checkpoint path)")
+        return self
 
 
 def _explain(err: ValidationError, prefix: str = "") -> str:

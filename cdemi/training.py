@@ -186,7 +186,8 @@ def train_run(run, data, runtime, out: str | Path, state: str | Path | None = No
     Checks run before any computation: the dataset loads, and a KD teacher
     checkpoint matches the dataset and class count.
 
-    :param run: :class:`cdemi.params.TrainRun`; :param data: :class:`cdemi.params.DataParams`;
+    :param run: :class:`cdemi.params.TrainRun` (its ``dataset`` overrides ``data.dataset``);
+    :param data: :class:`cdemi.params.DataParams`;
     :param runtime: :class:`cdemi.params.RuntimeParams`.
     :param out: checkpoint path (``.pt``; the record goes to ``.json`` beside it).
     :param state: resume-state path (default: ``out`` with suffix ``.state``).
@@ -197,12 +198,13 @@ def train_run(run, data, runtime, out: str | Path, state: str | Path | None = No
     from .models.checkpoint import load_classifier, save_classifier
 
     device = rt.select_device(runtime.device)
-    train_set = datasets.load(data.dataset, "train", data.root)
-    test_set = datasets.load(data.dataset, "test", data.root)
+    dataset = run.dataset or data.dataset
+    train_set = datasets.load(dataset, "train", data.root)
+    test_set = datasets.load(dataset, "test", data.root)
     spec = train_set.spec
     teacher, teacher_record = None, None
     if run.teacher:
-        teacher, teacher_record = load_classifier(run.teacher, dataset=data.dataset, num_classes=spec.num_classes)
+        teacher, teacher_record = load_classifier(run.teacher, dataset=dataset, num_classes=spec.num_classes)
     rt.configure(runtime.threads, run.seed)
     arch_kwargs = {"num_classes": spec.num_classes, "in_channels": spec.channels, "width": run.width}
     if run.arch == "convnet":
@@ -216,7 +218,7 @@ def train_run(run, data, runtime, out: str | Path, state: str | Path | None = No
                               state_path=state or out.with_suffix(".state"), device=device,
                               channels_last=runtime.channels_last, progress=progress)
     return save_classifier(
-        out, model, run.arch, arch_kwargs, data.dataset,
+        out, model, run.arch, arch_kwargs, dataset,
         params=run.model_dump(), test_accuracy=result.test_accuracy, best_accuracy=result.best_accuracy,
         curve=result.curve, train_seconds=result.seconds, threads=runtime.threads, device=str(device),
         torch_version=torch.__version__, teacher_sha256=teacher_record["sha256"] if teacher_record else None,

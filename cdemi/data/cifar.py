@@ -1,8 +1,8 @@
 """CIFAR-10 / CIFAR-100 from the original "python version" pickle batches.
 
 Expected layout (as extracted from ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz``):
-``<root>/cifar-10-batches-py/{data_batch_1..5,test_batch}`` and
-``<root>/cifar-100-python/{train,test}``.  Each file is a pickled dict with
+``<root>/cifar10/cifar-10-batches-py/{data_batch_1..5,test_batch}`` and
+``<root>/cifar100/cifar-100-python/{train,test}`` (the ``cifar10``/``cifar100`` level may be omitted).  Each file is a pickled dict with
 ``b"data"`` (uint8 (N, 3072), row-major RGB planes) and ``b"labels"`` (CIFAR-10) or
 ``b"fine_labels"`` (CIFAR-100).  The pickles hold only numpy arrays and lists, and
 are read with a restricted unpickler that refuses anything else.
@@ -60,7 +60,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None)
     folder_name, files, label_key = _LAYOUT[name]
     spec = CIFAR10 if name == "cifar10" else CIFAR100
     root = Path(root if root is not None else os.environ.get("CDEMI_DATA", "data"))
-    folder = root / folder_name
+    folder = root / name / folder_name if (root / name / folder_name).is_dir() else root / folder_name
     missing = [f for f in files[split] if not (folder / f).is_file()]
     if missing:
         raise DatasetNotFoundError(

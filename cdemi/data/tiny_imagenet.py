@@ -1,6 +1,6 @@
 """Tiny-ImageNet-200 (64x64 RGB, 200 classes) in its standard folder layout.
 
-``<root>/tiny-imagenet-200/wnids.txt`` lists the class ids (their order defines the
+``<root>/tiny_imagenet/tiny-imagenet-200/wnids.txt`` (the ``tiny_imagenet`` level may be omitted) lists the class ids (their order defines the
 labels); training images are ``train/<wnid>/images/*.JPEG``; validation images are
 ``val/images/*.JPEG`` with ``val/val_annotations.txt`` (tab-separated: file, wnid, box).
 The labelled validation split serves as the test split, as in the DFKD literature.
@@ -32,7 +32,9 @@ def _read_rgb(path: Path) -> np.ndarray:
 def load(split: str = "train", root: str | os.PathLike | None = None) -> ImageSet:
     """Load a split (``train`` or ``test`` = the labelled ``val`` folder) as uint8 (N, 3, 64, 64)."""
     root = Path(root if root is not None else os.environ.get("CDEMI_DATA", "data"))
-    base = root / "tiny-imagenet-200"
+    base = root / "tiny_imagenet" / "tiny-imagenet-200"
+    if not base.is_dir():
+        base = root / "tiny-imagenet-200"
     if not (base / "wnids.txt").is_file():
         raise DatasetNotFoundError(
             f"Tiny-ImageNet not found: {base / 'wnids.txt'} is missing. Download tiny-imagenet-200.zip "

@@ -1,0 +1,50 @@
+# The README's commands. Each bootstraps what it needs: a virtual environment with the
+# pinned packages, then the Fashion-MNIST data.
+#   make repro   the main job: the default profile's `dvc repro`
+#   make test    unit tests + nbval over every notebook
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.cdemi-installed
+FMNIST := data/fashion_mnist
+export DVC_NO_ANALYTICS := 1
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: repro test data venv lab profile-default profile-paper
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3.X"; exit 1; }
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(STAMP)
+
+# Fashion-MNIST: Debian's package where apt-get is usable as root, else torchvision's download;
+# then the verified, decompressed files are exported into data/fashion_mnist.
+data: $(STAMP)
+	@if ! $(BIN)/python -c "from cdemi.data import fashion_mnist as f; f.locate('$(FMNIST)')" 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's dataset-fashion-mnist"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  fi; \
+	fi
+	$(BIN)/python -m cdemi.data fashion_mnist $(FMNIST) --root $(FMNIST) --download
+
+repro: data
+	$(BIN)/dvc repro
+	$(BIN)/dvc metrics show
+
+test: data
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+lab: data
+	$(BIN)/jupyter lab --notebook-dir=.
+
+profile-default:
+	cp profiles/default.yaml params.yaml
+
+profile-paper:
+	cp profiles/paper.yaml params.yaml

@@ -1,0 +1,99 @@
+"""Shared fixtures: tiny real data and fake files in the real on-disk formats."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cdemi import data
+
+
+@pytest.fixture(scope="session")
+def digits_train():
+    return data.load("digits", "train")
+
+
+@pytest.fixture(scope="session")
+def digits_test():
+    return data.load("digits", "test")
+
+
+@pytest.fixture(scope="session")
+def fmnist_root() -> Path:
+    """The exported Fashion-MNIST folder the Makefile prepares (the README's commands)."""
+    root = Path(__file__).resolve().parents[1] / "data"
+    data.fashion_mnist.locate(root)  # fails with its own message when absent
+    return root
+
+
+def write_cifar_batch(path: Path, images: np.ndarray, labels: list[int], label_key: bytes) -> None:
+    """A batch as the CIFAR python release stores it: a protocol-2 pickle with bytes keys."""
+    d = {b"batch_label": b"fake batch", label_key: labels, b"data": images.reshape(len(images), -1),
+         b"filenames": [f"img{i}.png".encode() for i in range(len(images))]}
+    if label_key == b"fine_labels":
+        d[b"coarse_labels"] = [0] * len(labels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        pickle.dump(d, f, protocol=2)
+
+
+@pytest.fixture
+def fake_cifar(tmp_path):
+    """A data root with tiny CIFAR-10 (5 train batches of 4, test 4) and CIFAR-100 files.
+
+    Returns (root, {name: {split: (images uint8 (N,3,32,32), labels)}}).
+    """
+    rng = np.random.default_rng(0)
+    truth = {}
+    c10 = tmp_path / "cifar10" / "cifar-10-batches-py"
+    imgs, labs = [], []
+    for i in range(1, 6):
+        x = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+        y = rng.integers(0, 10, 4).tolist()
+        write_cifar_batch(c10 / f"data_batch_{i}", x, y, b"labels")
+        imgs.append(x)
+        labs += y
+    xt, yt = rng.integers(0, 256, (4, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, 4).tolist()
+    write_cifar_batch(c10 / "test_batch", xt, yt, b"labels")
+    truth["cifar10"] = {"train": (np.concatenate(imgs), labs), "test": (xt, yt)}
+    c100 = tmp_path / "cifar100" / "cifar-100-python"
+    truth["cifar100"] = {}
+    for split in ("train", "test"):
+        x, y = rng.integers(0, 256, (6, 3, 32, 32), dtype=np.uint8), rng.integers(0, 100, 6).tolist()
+        write_cifar_batch(c100 / split, x, y, b"fine_labels")
+        truth["cifar100"][split] = (x, y)
+    return tmp_path, truth
+
+
+@pytest.fixture
+def fake_tiny_imagenet(tmp_path):
+    """tiny-imagenet-200 layout with 2 classes, 3 train images each and 2 val images (PNG-coded JPEG names)."""
+    from PIL import Image
+
+    base = tmp_path / "tiny_imagenet" / "tiny-imagenet-200"
+    wnids = ["n01443537", "n01629819"]
+    (base).mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    rng = np.random.default_rng(1)
+    for w in wnids:
+        d = base / "train" / w / "images"
+        d.mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(d / f"{w}_{i}.JPEG", format="JPEG")
+    (base / "val" / "images").mkdir(parents=True)
+    lines = []
+    for i, w in enumerate(reversed(wnids)):
+        Image.fromarray(np.full((64, 64, 3), 40 * i, dtype=np.uint8)).save(base / "val" / "images" / f"val_{i}.JPEG", format="JPEG")
+        lines.append(f"val_{i}.JPEG\t{w}\t0\t0\t63\t63")
+    (base / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
+    return tmp_path, wnids
+
+
+def tiny_model(arch: str = "resnet18", in_channels: int = 1, width: float = 0.125):
+    from cdemi import models
+
+    torch.manual_seed(0)
+    return models.build(arch, num_classes=10, in_channels=in_channels, width=width)

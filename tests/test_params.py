@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cdemi import params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("path", ["params.yaml", "profiles/paper.yaml"])
+def test_profiles_validate(path):
+    p = params.load(ROOT / path)
+    assert p.train and p.kd_full
+    for run in p.kd_full.values():
+        assert run.teacher.startswith("data/models/")
+
+
+def _default() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("edit,key,allowed", [
+    (lambda d: d["train"]["teacher"].update(epochs=0), "train.teacher.epochs", "greater than or equal to 1"),
+    (lambda d: d["train"]["teacher"].update(lr="0.1"), "train.teacher.lr", "valid number"),
+    (lambda d: d["train"]["teacher"].update(arch="resnet50"), "train.teacher.arch", "allowed: convnet"),
+    (lambda d: d["train"]["teacher"].update(dataset="mnist"), "train.teacher.dataset", "allowed: cifar10"),
+    (lambda d: d["train"]["teacher"].update(learning_rate=0.1), "train.teacher.learning_rate", "Extra inputs"),
+    (lambda d: d["runtime"].update(device="tpu"), "runtime.device", "should match pattern"),
+    (lambda d: d["runtime"].update(threads=-1), "runtime.threads", "greater than or equal to 0"),
+    (lambda d: d.update(profile="huge"), "profile", "'default', 'paper' or 'smoke'"),
+    (lambda d: d["kd_full"]["resnet18_kd_full"].update(teacher=None), "kd_full.resnet18_kd_full.teacher", "required"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(edit, key, allowed):
+    d = _default()
+    edit(d)
+    with pytest.raises(params.ParamsError) as e:
+        params.validate(d, "params.yaml")
+    assert key in str(e.value) and allowed in str(e.value)
+
+
+def test_broken_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(params.ParamsError, match="not valid YAML"):
+        params.load(bad)
+    with pytest.raises(params.ParamsError, match="does not exist"):
+        params.load(tmp_path / "none.yaml")
+
+
+def test_resolve_uses_smoke_values_or_the_named_entry():
+    smoke = {"run": {"arch": "resnet18", "width": 0.125, "epochs": 1}, "data": {"dataset": "digits"}}
+    run, prof = params.resolve("", "smoke", "train", smoke)
+    assert run.epochs == 1 and prof.data.dataset == "digits" and prof.profile == "smoke"
+    run, prof = params.resolve(str(ROOT / "params.yaml"), "teacher", "train", smoke)
+    assert run.arch == "resnet34" and prof.profile == "default"
+    with pytest.raises(params.ParamsError, match="no entry 'nope' under 'train'; known: mobilenetv2_scratch"):
+        params.resolve(str(ROOT / "params.yaml"), "nope", "train", smoke)
