@@ -83,3 +83,48 @@ def safe_torch_load(path: str | os.PathLike, what: str = "file") -> Any:
             f"to unpickle): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. "
             "Delete it and rerun the stage that produces it."
         ) from e
+
+
+class ArtifactError(ValueError):
+    """An artifact is missing, corrupt, or not what the caller expects."""
+
+
+def record_path(path: str | os.PathLike) -> Path:
+    """The JSON record that vouches for ``path`` (same stem, ``.json``)."""
+    return Path(path).with_suffix(".json")
+
+
+def save_with_record(path: str | os.PathLike, obj: Any, record: dict) -> dict:
+    """:func:`torch.save` ``obj`` to ``path`` and write ``record`` + its SHA-256 beside it.
+
+    The weights are written first and the record last, so a record never vouches
+    for a file that is not complete.  :returns: the record written.
+    """
+    full = {**record, "sha256": atomic_torch_save(path, obj)}
+    atomic_write_json(record_path(path), full)
+    return full
+
+
+def load_with_record(path: str | os.PathLike, what: str) -> tuple[Any, dict]:
+    """Load an artifact written by :func:`save_with_record`, checking its SHA-256 first.
+
+    :param what: how to call the artifact in errors ("checkpoint", "condensed set").
+    :raises ArtifactError: a missing file or record, or a checksum mismatch.
+    """
+    path = Path(path)
+    rec = record_path(path)
+    if not rec.is_file():
+        raise ArtifactError(f"{what} record {rec} is missing: rerun the stage that writes {path.name}")
+    try:
+        record = json.loads(rec.read_text())
+    except json.JSONDecodeError as e:
+        raise ArtifactError(f"{what} record {rec} is not valid JSON ({e}); rerun the stage that wrote it") from e
+    if not path.is_file():
+        raise ArtifactError(f"{what} {path} is missing (its record exists): rerun the stage that writes it")
+    digest = sha256_file(path)
+    if digest != record.get("sha256"):
+        raise ArtifactError(
+            f"{what} {path} does not match its record (sha256 {digest[:12]}... != {str(record.get('sha256'))[:12]}...): "
+            "the file is corrupt or was replaced; restore it (git checkout / dvc checkout) or rerun its stage"
+        )
+    return safe_torch_load(path, what), record

@@ -3,7 +3,8 @@ import pickle
 import pytest
 import torch
 
-from cdemi.models.checkpoint import CheckpointError, load_classifier, record_path, save_classifier
+from cdemi.artifacts import record_path
+from cdemi.models.checkpoint import CheckpointError, load_classifier, save_classifier
 
 from .conftest import tiny_model
 

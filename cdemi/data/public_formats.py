@@ -1,0 +1,148 @@
+"""Readers that convert the public condensed-set files into :class:`CondensedSet`.
+
+- VICO-UoE DatasetCondensation (DC, DSA, DM): ``res_{method}_{dataset}_{model}_{ipc}ipc.pt``,
+  a ``torch.save`` of ``{"data": [[images, labels], ...], "accs_all_exps": {...}}`` with one
+  ``[images, labels]`` pair per experiment; images are stored *normalised* with the mean/std
+  of that code base (:data:`SOURCE_NORMALISATION`).
+- MTT (Cazenavette et al.): ``images_best.pt`` and ``labels_best.pt``, plain tensors; images
+  are normalised, or ZCA-whitened when the run used ``--zca`` (then the whitening must be
+  refitted on the real training set to undo it, see :class:`ZCA`).
+
+Every file is read with ``weights_only=True``; a file of another layout fails with a
+message saying what was expected.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..artifacts import safe_torch_load, sha256_file
+from .condensed import CondensedSet
+from .registry import SPECS
+
+# dataset names of those code bases -> ours
+SOURCE_DATASETS = {"FashionMNIST": "fashion_mnist", "CIFAR10": "cifar10", "CIFAR100": "cifar100",
+                   "TinyImageNet": "tiny_imagenet", "Tiny": "tiny_imagenet"}
+# mean/std with which those code bases normalise (they differ from ours for CIFAR-10 and Tiny-ImageNet)
+SOURCE_NORMALISATION = {
+    "fashion_mnist": ((0.2861,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "tiny_imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+_VICO_NAME = re.compile(r"^res_(?P<method>[A-Za-z]+)_(?P<dataset>\w+?)_(?P<model>[A-Za-z0-9]+)_(?P<ipc>\d+)ipc\.pt$")
+
+
+class FormatError(ValueError):
+    """A public condensed-set file does not have the layout its reader expects."""
+
+
+def _denormalise(images: torch.Tensor, dataset: str) -> torch.Tensor:
+    mean, std = SOURCE_NORMALISATION[dataset]
+    return images * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
+
+
+def _ipc(labels: torch.Tensor, source: str) -> int:
+    counts = torch.bincount(labels)
+    if counts.numel() == 0 or bool((counts != counts[0]).any()):
+        raise FormatError(f"{source}: classes are not balanced (per-class counts {counts.tolist()})")
+    return int(counts[0])
+
+
+def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None) -> CondensedSet:
+    """Read one experiment of a VICO-UoE ``res_*.pt`` file.
+
+    :param experiment: index into the file's list of experiments.
+    :param dataset: our dataset name; default: parsed from the file name.
+    :raises FormatError: the name, layout, index or shapes do not match.
+    """
+    path = Path(path)
+    m = _VICO_NAME.match(path.name)
+    if dataset is None:
+        if not m or m["dataset"] not in SOURCE_DATASETS:
+            raise FormatError(f"{path.name}: expected res_<method>_<dataset>_<model>_<ipc>ipc.pt with dataset one of "
+                              f"{', '.join(SOURCE_DATASETS)}; pass dataset= to read another name")
+        dataset = SOURCE_DATASETS[m["dataset"]]
+    blob = safe_torch_load(path, "VICO-UoE result file")
+    if not isinstance(blob, dict) or not isinstance(blob.get("data"), list):
+        raise FormatError(f"{path}: expected a dict with key 'data' (a list of [images, labels] per experiment), "
+                          f"got {type(blob).__name__} with keys {sorted(blob) if isinstance(blob, dict) else '-'}")
+    runs = blob["data"]
+    if not 0 <= experiment < len(runs):
+        raise FormatError(f"{path}: experiment {experiment} requested, the file holds {len(runs)} (0..{len(runs) - 1})")
+    pair = runs[experiment]
+    if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(torch.is_tensor(t) for t in pair)):
+        raise FormatError(f"{path}: experiment {experiment} is not an [images, labels] pair of tensors")
+    images, labels = pair[0].float(), pair[1].long()
+    spec = SPECS[dataset]
+    if images.dim() != 4 or tuple(images.shape[1:]) != spec.shape:
+        raise FormatError(f"{path}: images of shape {tuple(images.shape)}, {dataset} needs (N, {spec.shape})")
+    ipc = _ipc(labels, str(path))
+    if m and int(m["ipc"]) != ipc:
+        raise FormatError(f"{path}: the name says {m['ipc']} IPC, the labels hold {ipc} per class")
+    order = torch.argsort(labels, stable=True)
+    return CondensedSet(_denormalise(images, dataset)[order], labels[order], dataset,
+                        (m["method"].lower() if m else "vico"), ipc,
+                        {"source": "VICO-UoE DatasetCondensation", "source_file": path.name,
+                         "source_sha256": sha256_file(path), "experiment": experiment,
+                         "source_model": m["model"] if m else None})
+
+
+@dataclass
+class ZCA:
+    """ZCA whitening as MTT fits it (kornia's ``ZCAWhitening(eps=0.1)``, unbiased covariance).
+
+    ``white = (x - mean) @ T`` and ``x = white @ T_inv + mean`` on flattened images, with
+    ``T = U diag((S + eps)^-1/2) U^T`` from the SVD of the training covariance.
+    """
+
+    mean: torch.Tensor  # (1, D)
+    transform: torch.Tensor  # (D, D)
+    inverse: torch.Tensor  # (D, D)
+
+    @classmethod
+    def fit(cls, images: torch.Tensor, eps: float = 0.1) -> "ZCA":
+        """Fit on float images (N, C, H, W) as MTT feeds them (pixel scale, no mean/std)."""
+        x = images.reshape(images.shape[0], -1).double()
+        mean = x.mean(0, keepdim=True)
+        xc = x - mean
+        cov = xc.T @ xc / (x.shape[0] - 1)
+        u, s, _ = torch.linalg.svd(cov)
+        s = s.view(-1, 1)
+        return cls(mean, u @ (torch.rsqrt(s + eps) * u.T), u @ (torch.sqrt(s + eps) * u.T))
+
+    def whiten(self, images: torch.Tensor) -> torch.Tensor:
+        flat = (images.reshape(images.shape[0], -1).double() - self.mean) @ self.transform
+        return flat.reshape(images.shape).float()
+
+    def unwhiten(self, images: torch.Tensor) -> torch.Tensor:
+        flat = images.reshape(images.shape[0], -1).double() @ self.inverse + self.mean
+        return flat.reshape(images.shape).float()
+
+
+def read_mtt(images_path: str | Path, labels_path: str | Path, dataset: str, zca: ZCA | None = None) -> CondensedSet:
+    """Read MTT's ``images_best.pt`` / ``labels_best.pt``.
+
+    :param dataset: our dataset name (MTT files do not carry it).
+    :param zca: the whitening the run used (refit with :meth:`ZCA.fit` on the real training
+        images at pixel scale); None for runs without ``--zca`` (then images are denormalised).
+    :raises FormatError: the files are not tensors of matching, balanced shapes.
+    """
+    images = safe_torch_load(images_path, "MTT images file")
+    labels = safe_torch_load(labels_path, "MTT labels file")
+    if not torch.is_tensor(images) or not torch.is_tensor(labels):
+        raise FormatError(f"{images_path} / {labels_path}: expected two tensors (images_best.pt, labels_best.pt)")
+    spec = SPECS[dataset]
+    if images.dim() != 4 or tuple(images.shape[1:]) != spec.shape or labels.shape != (images.shape[0],):
+        raise FormatError(f"MTT files hold images {tuple(images.shape)} and labels {tuple(labels.shape)}; "
+                          f"{dataset} needs (N, {spec.shape}) and (N,)")
+    labels = labels.long()
+    ipc = _ipc(labels, str(labels_path))
+    pixels = zca.unwhiten(images.float()) if zca is not None else _denormalise(images.float(), dataset)
+    order = torch.argsort(labels, stable=True)
+    return CondensedSet(pixels[order], labels[order], dataset, "mtt", ipc,
+                        {"source": "MTT", "source_file": Path(images_path).name,
+                         "source_sha256": sha256_file(images_path), "zca": zca is not None})
