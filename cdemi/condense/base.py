@@ -1,0 +1,98 @@
+"""Pieces every condensation method shares: initialisation, class sampling, resume, the result."""
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..artifacts import atomic_torch_save, safe_torch_load
+from ..data import ImageSet
+from ..data.condensed import CondensedSet
+from ..data.subsets import per_class_indices
+
+
+class ClassSampler:
+    """Draws normalised real images of one class.
+
+    :param data: the real training set (uint8 images).
+    """
+
+    def __init__(self, data: ImageSet, device: torch.device | str = "cpu"):
+        self.data = data
+        self.device = device
+        self.by_class = [torch.nonzero(data.labels == c).flatten() for c in range(data.spec.num_classes)]
+
+    def sample(self, c: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` images of class ``c`` (without replacement when possible), normalised float (n, C, H, W)."""
+        pool = self.by_class[c]
+        idx = pool[torch.randperm(len(pool), generator=generator)[:n]]
+        return self.data.spec.normalise(self.data.images[idx].to(self.device).float().div_(255))
+
+
+def initial_images(data: ImageSet, ipc: int, init: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starting synthetic set: ``real`` (random real images per class) or ``noise`` (standard normal).
+
+    :returns: normalised images float (K*ipc, C, H, W), labels (K*ipc,) sorted by class.
+    """
+    k = data.spec.num_classes
+    labels = torch.arange(k).repeat_interleave(ipc)
+    if init == "real":
+        idx = per_class_indices(data, ipc, seed)
+        return data.spec.normalise(data.images[idx].float() / 255), labels
+    if init == "noise":
+        return torch.randn((k * ipc, *data.spec.shape), generator=torch.Generator().manual_seed(seed)), labels
+    raise ValueError(f"init must be 'real' or 'noise', got {init!r}")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux ``ru_maxrss``)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Checkpointer:
+    """Saves a method's state every ``every`` iterations and restores it on restart.
+
+    A state saved with other settings (``digest``) is set aside as ``*.stale``.
+    """
+
+    def __init__(self, path: str | Path | None, digest: str, every: int):
+        self.path = Path(path) if path else None
+        self.digest = digest
+        self.every = max(1, every)
+
+    def restore(self) -> dict | None:
+        if not self.path or not self.path.exists():
+            return None
+        state = safe_torch_load(self.path, "condensation state")
+        if state.get("digest") != self.digest:
+            self.path.rename(self.path.with_suffix(".stale"))
+            return None
+        return state
+
+    def maybe_save(self, iteration: int, total: int, make_state: Callable[[], dict[str, Any]]) -> None:
+        if self.path and (iteration % self.every == 0 or iteration == total):
+            atomic_torch_save(self.path, {**make_state(), "digest": self.digest, "iteration": iteration})
+
+
+def finish(images: torch.Tensor, labels: torch.Tensor, data: ImageSet, method: str, ipc: int, seed: int,
+           params: dict, seconds: float, extra: dict | None = None) -> CondensedSet:
+    """Wrap optimised normalised images as a :class:`CondensedSet` on the pixel scale with its cost."""
+    pixels = data.spec.denormalise(images.detach().cpu())
+    return CondensedSet(pixels, labels, data.spec.name, method, ipc,
+                        {"seed": seed, "params": params, "wall_seconds": round(seconds, 3),
+                         "peak_memory_mb": round(peak_memory_mb(), 1), **(extra or {})})
+
+
+class Timer:
+    """Accumulates wall time across resumed segments."""
+
+    def __init__(self, already: float = 0.0):
+        self.already = already
+        self.start = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return self.already + time.perf_counter() - self.start
