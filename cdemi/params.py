@@ -8,7 +8,7 @@ so a notebook and a Python caller share one set of defaults.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -86,12 +86,88 @@ class TrainRun(_Section):
         return DataParams._known_dataset(v) if v is not None else v
 
 
+class _CondenseBase(_Section):
+    """Shared fields of a ``condense`` entry: method, images per class, seed, dataset."""
+
+    ipc: int = Field(ge=1, le=1000)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    dataset: Optional[str] = None
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: Optional[str]) -> Optional[str]:
+        return DataParams._known_dataset(v) if v is not None else v
+
+
+class _Optimised(_CondenseBase):
+    init: Literal["real", "noise"] = "real"
+    iterations: int = Field(ge=0, le=10**6)
+    lr_img: float = Field(gt=0, le=1e5)
+    width: float = Field(1.0, gt=0, le=8)
+    augment: bool = True
+
+
+class DMRun(_Optimised):
+    """DM (see :func:`cdemi.condense.condense_dm`)."""
+
+    method: Literal["dm"]
+    batch_real: int = Field(256, ge=1, le=100000)
+
+
+class DSARun(_Optimised):
+    """DSA (see :func:`cdemi.condense.condense_dsa`); loops default by IPC."""
+
+    method: Literal["dsa"]
+    batch_real: int = Field(256, ge=1, le=100000)
+    outer_loop: Optional[int] = Field(None, ge=1, le=1000)
+    inner_loop: Optional[int] = Field(None, ge=1, le=1000)
+    lr_net: float = Field(0.01, gt=0, le=10)
+    batch_train: int = Field(256, ge=1, le=100000)
+
+
+class MTTRun(_Optimised):
+    """MTT (see :func:`cdemi.condense.condense_mtt`) and its expert trajectories."""
+
+    method: Literal["mtt"]
+    syn_steps: int = Field(20, ge=1, le=1000)
+    expert_epochs: int = Field(2, ge=1, le=100)
+    max_start_epoch: int = Field(10, ge=0, le=1000)
+    lr_lr: float = Field(1e-5, gt=0, le=1)
+    syn_lr: float = Field(0.01, gt=0, le=10)
+    batch_syn: Optional[int] = Field(None, ge=1, le=100000)
+    num_experts: int = Field(10, ge=1, le=1000)
+    expert_train_epochs: int = Field(15, ge=1, le=1000)
+    expert_lr: float = Field(0.01, gt=0, le=10)
+
+
+class RealRun(_CondenseBase):
+    """A random real subset of ``ipc`` images per class (the baseline)."""
+
+    method: Literal["random_real"]
+
+
+CondenseRun = Annotated[Union[DMRun, DSARun, MTTRun, RealRun], Field(discriminator="method")]
+
+
+class EvaluateCondensed(_Section):
+    """ConvNet-from-scratch evaluation of condensed sets (see :mod:`cdemi.condense.evaluate`)."""
+
+    epochs: int = Field(1000, ge=1, le=100000)
+    runs: int = Field(3, ge=1, le=100)
+    lr: float = Field(0.01, gt=0, le=10)
+    batch_size: int = Field(256, ge=1, le=100000)
+    width: float = Field(1.0, gt=0, le=8)
+    augment: bool = True
+
+
 class Profile(_Section):
     """A whole profile file.
 
     ``train``: run name -> :class:`TrainRun` trained from the labels (teachers, students
     from scratch); ``kd_full``: run name -> :class:`TrainRun` distilled from its
-    ``teacher`` on the whole training set.
+    ``teacher`` on the whole training set; ``condense``: set name -> a condensation run
+    (:class:`DMRun`, :class:`DSARun`, :class:`MTTRun`, :class:`RealRun` by ``method``);
+    ``evaluate_condensed``: how condensed sets are evaluated.
     """
 
     profile: Literal["default", "paper", "smoke"]
@@ -99,6 +175,8 @@ class Profile(_Section):
     runtime: RuntimeParams = RuntimeParams()
     train: dict[str, TrainRun] = {}
     kd_full: dict[str, TrainRun] = {}
+    condense: dict[str, CondenseRun] = {}
+    evaluate_condensed: EvaluateCondensed = EvaluateCondensed()
 
     @model_validator(mode="after")
     def _teachers(self) -> "Profile":

@@ -1,0 +1,84 @@
+"""One ``condense`` entry of a profile, end to end: condense, save with provenance, evaluate."""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import torch
+
+from .. import data as datasets
+from .. import runtime as rt
+from ..data.condensed import CondensedSet, load_condensed, save_condensed
+from ..data.subsets import real_subset
+from ..registry import Registry
+from .dm import condense_dm
+from .dsa import condense_dsa
+from .evaluate import evaluate_condensed
+from .mtt import condense_mtt, train_experts
+
+# method name -> runner(train, run, state_dir, progress, device) -> CondensedSet
+CONDENSERS: Registry = Registry("condensation method")
+_COMMON = {"method", "ipc", "dataset"}
+
+
+@CONDENSERS.register("dm")
+def _dm(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
+    return condense_dm(train, run.ipc, **run.model_dump(exclude=_COMMON), state_path=state_dir / "dm.state",
+                       progress=progress, device=device)
+
+
+@CONDENSERS.register("dsa")
+def _dsa(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
+    return condense_dsa(train, run.ipc, **run.model_dump(exclude=_COMMON), state_path=state_dir / "dsa.state",
+                        progress=progress, device=device)
+
+
+@CONDENSERS.register("mtt")
+def _mtt(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
+    experts = {"num_experts", "expert_train_epochs", "expert_lr"}
+    traj = train_experts(train, num_experts=run.num_experts, epochs=run.expert_train_epochs, lr=run.expert_lr,
+                         augment=run.augment, width=run.width, seed=run.seed, path=state_dir / "experts.pt",
+                         progress=progress, device=device)
+    return condense_mtt(train, run.ipc, traj, **run.model_dump(exclude=_COMMON | experts),
+                        state_path=state_dir / "mtt.state", progress=progress, device=device)
+
+
+@CONDENSERS.register("random_real")
+def _real(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
+    return real_subset(train, run.ipc, run.seed, "random_real")
+
+
+def condense_entry(run, data, runtime, out: str | Path, progress: bool = True) -> dict:
+    """Condense per ``run`` (a :data:`cdemi.params.CondenseRun`) and write ``out`` (+ record).
+
+    Resume state lives in ``<out>.work/``; the record adds the parameters, seed,
+    wall time and peak memory.  :returns: the record.
+    """
+    device = rt.select_device(runtime.device)
+    train = datasets.load(run.dataset or data.dataset, "train", data.root)
+    rt.configure(runtime.threads, run.seed)
+    out = Path(out)
+    state_dir = out.with_suffix(".work")
+    state_dir.mkdir(parents=True, exist_ok=True)
+    cs = CONDENSERS.get(run.method)(train, run, state_dir, progress, device)
+    cs.meta.setdefault("params", run.model_dump())
+    cs.meta["threads"] = runtime.threads
+    cs.meta["device"] = str(device)
+    cs.meta["torch_version"] = torch.__version__
+    return save_condensed(out, cs)
+
+
+def evaluate_entry(path: str | Path, evaluation, data, runtime, progress: bool = True) -> dict:
+    """ConvNet-from-scratch accuracies of the condensed set at ``path`` (per ``evaluation``).
+
+    :returns: ``{"accuracies": [...], "mean": ..., "std": ...}`` in percent.
+    """
+    cs = load_condensed(path)
+    device = rt.select_device(runtime.device)
+    rt.configure(runtime.threads, 0)
+    test = datasets.load(cs.dataset, "test", data.root)
+    accs = evaluate_condensed(cs, test, runs=evaluation.runs, epochs=evaluation.epochs, batch_size=evaluation.batch_size,
+                              width=evaluation.width, augment=evaluation.augment, progress=progress, device=device,
+                              **({} if "learned_lr" in cs.meta else {"lr": evaluation.lr}))
+    return {"accuracies": [round(a, 2) for a in accs], "mean": round(statistics.fmean(accs), 2),
+            "std": round(statistics.pstdev(accs), 2)}
