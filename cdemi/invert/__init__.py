@@ -1,0 +1,5 @@
+"""Model inversion: the hosts the paper's guidance plugs into, and their shared pieces."""
+from .bn_stats import BNStatistics
+from .losses import adversarial_disagreement, image_l2, total_variation
+
+__all__ = ["BNStatistics", "adversarial_disagreement", "image_l2", "total_variation"]
