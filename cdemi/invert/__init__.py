@@ -3,3 +3,7 @@ from .bn_stats import BNStatistics
 from .losses import adversarial_disagreement, image_l2, total_variation
 
 __all__ = ["BNStatistics", "adversarial_disagreement", "image_l2", "total_variation"]
+from .base import HOSTS, ExtraTerm, InversionHost, SynthesisBatch
+from .deepinversion import DeepInversion
+
+__all__ += ["HOSTS", "DeepInversion", "ExtraTerm", "InversionHost", "SynthesisBatch"]

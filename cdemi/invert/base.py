@@ -1,0 +1,70 @@
+"""The one interface every model-inversion host implements, and the host registry.
+
+A host owns its synthesis state (generator, meta-initialisation, latents, optimisers,
+memory banks, RNG) and hands batches to the KD loop through :meth:`InversionHost.synthesize`.
+The paper's guidance does not reach into a host: it passes an ``extra`` term that the
+host adds to its generator loss at every synthesis step.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+
+from ..registry import Registry
+
+# (normalised synthetic images with grad, target labels) -> (loss scalar, numbers to log)
+ExtraTerm = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, dict[str, float]]"]
+
+HOSTS: Registry = Registry("inversion host")
+
+
+@dataclass
+class SynthesisBatch:
+    """What a host hands to KD.
+
+    :param images: float (N, C, H, W), pixel scale in [0, 1], detached, on the CPU.
+    :param targets: int64 (N,), the classes the host aimed at.
+    :param losses: the loss terms of the last synthesis step (floats).
+    :param steps: optimisation steps this batch took.
+    """
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    losses: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+
+
+class InversionHost(ABC):
+    """Synthesises images from a frozen teacher.
+
+    :param teacher: the classifier to invert (put in eval mode, its weights frozen).
+    :param spec: the dataset spec (shape, classes, mean/std) the teacher was trained on.
+    """
+
+    name: str = "host"
+
+    def __init__(self, teacher: torch.nn.Module, spec, seed: int = 0):
+        self.teacher = teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.spec = spec
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @abstractmethod
+    def synthesize(self, student: Optional[torch.nn.Module] = None, extra: Optional[ExtraTerm] = None) -> SynthesisBatch:
+        """Run the host's synthesis steps and return one batch for KD."""
+
+    def state_dict(self) -> dict:
+        """Complete synthesis state for resume (the base keeps the RNG)."""
+        return {"rng": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["rng"])
+
+    def balanced_targets(self, n: int) -> torch.Tensor:
+        """``n`` class labels, as balanced as ``n`` allows, in a random order."""
+        k = self.spec.num_classes
+        return (torch.arange(n) % k)[torch.randperm(n, generator=self.generator)]
