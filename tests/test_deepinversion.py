@@ -2,16 +2,6 @@ import pytest
 import torch
 
 from cdemi.invert import HOSTS, DeepInversion
-from cdemi.training import TrainSettings, train_classifier
-
-from .conftest import tiny_model
-
-
-@pytest.fixture(scope="module")
-def digits_teacher(digits_train, digits_test):
-    t = tiny_model(width=0.25)
-    train_classifier(t, digits_train, digits_test, TrainSettings(epochs=3, batch_size=64, lr=0.05), progress=False)
-    return t.eval()
 
 
 def test_synthesised_images_are_recognised_by_the_teacher(digits_teacher, digits_train):

@@ -7,3 +7,6 @@ from .base import HOSTS, ExtraTerm, InversionHost, SynthesisBatch
 from .deepinversion import DeepInversion
 
 __all__ += ["HOSTS", "DeepInversion", "ExtraTerm", "InversionHost", "SynthesisBatch"]
+from .fast import Fast
+
+__all__ += ["Fast"]
