@@ -1,0 +1,147 @@
+"""The interleaved synthesis + KD loop of the paper, and plain KD on a fixed transfer set.
+
+Every epoch: the host (if any) synthesises one batch, which joins the pool; then the
+student takes ``kd_steps`` SGD steps.  Each step's loss is
+``KL_tau(T(x_pool) || S(x_pool))`` plus, with a transfer set (the condensed set) and
+``mixing="two_term"``, ``KL_tau(T(x_c) || S(x_c))`` on a transfer batch (weight 1 each,
+the paper's two-term loss); ``mixing="concat"`` instead puts the transfer images into
+the pool once, at the start.  Without a host the loop is plain KD on the transfer set.
+Both sides get the standard crop + flip augmentation.  The complete state (student,
+optimiser, schedule, host, pool, RNG, curve) is saved atomically every epoch; a rerun
+resumes from it and, on the CPU, ends with the same numbers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import torch
+from tqdm.auto import tqdm
+
+from ..artifacts import atomic_torch_save, safe_torch_load
+from ..condense.base import peak_memory_mb
+from ..data import ImageSet
+from ..data.augment import random_crop_flip
+from ..invert.base import ExtraTerm, InversionHost
+from ..losses import kd_kl
+from ..training import evaluate
+from .pool import SyntheticPool
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """:param epochs: synthesis + KD rounds; :param kd_steps: student steps per epoch;
+    :param batch_size: images per KD batch (pool and transfer alike); :param lr: SGD peak
+    lr (cosine to 0); :param temperature: tau; :param mixing: ``two_term`` or ``concat``;
+    :param pool_max: pool cap (None = unbounded); :param seed: data order and augmentation."""
+
+    epochs: int = 20
+    kd_steps: int = 50
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    temperature: float = 20.0
+    mixing: Literal["two_term", "concat"] = "two_term"
+    pool_max: Optional[int] = None
+    seed: int = 0
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, settings: DistillSettings, *,
+            host: Optional[InversionHost] = None, transfer: Optional[torch.Tensor] = None,
+            extra: Optional[ExtraTerm] = None, state_path: str | Path | None = None,
+            progress: bool = True) -> dict:
+    """Distil ``student`` from ``teacher``; :returns: the run's numbers (curve, costs, accuracies).
+
+    :param transfer: extra transfer images, float (N, C, H, W) on the pixel scale (the
+        condensed set, a k-shot or random real subset, or the whole training set).
+    :param extra: passed to ``host.synthesize`` (the guidance term).
+    """
+    if host is None and transfer is None:
+        raise ValueError("nothing to distil on: give an inversion host, a transfer set, or both")
+    spec = test.spec
+    device = next(student.parameters()).device
+    teacher.eval()
+    gen = torch.Generator().manual_seed(settings.seed)
+    pool = SyntheticPool(spec.shape, settings.pool_max)
+    if transfer is not None and settings.mixing == "concat" and host is not None:
+        with torch.no_grad():
+            labels = teacher(spec.normalise(transfer.to(device))).argmax(1)
+        pool.add(transfer, labels)
+    total = settings.epochs * settings.kd_steps
+    opt = torch.optim.SGD(student.parameters(), lr=settings.lr, momentum=settings.momentum,
+                          weight_decay=settings.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    curve: list[dict] = []
+    start = 0
+    state_path = Path(state_path) if state_path else None
+    if state_path and state_path.exists():
+        state = safe_torch_load(state_path, "distillation state")
+        if state.get("settings") == settings.digest():
+            student.load_state_dict(state["student"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            pool.load_state_dict(state["pool"])
+            gen.set_state(state["generator"])
+            if host is not None:
+                host.load_state_dict(state["host"])
+            curve = json.loads(state["curve"])
+            start = len(curve)
+        else:
+            state_path.rename(state_path.with_suffix(".stale"))
+    padding = max(1, spec.image_size // 8)
+    warmup = getattr(host, "warmup", 0) if host is not None else 0
+
+    def kl_on(images: torch.Tensor) -> torch.Tensor:
+        x = spec.normalise(random_crop_flip(images.to(device), padding, gen))
+        with torch.no_grad():
+            t = teacher(x)
+        return kd_kl(student(x), t, settings.temperature)
+
+    for epoch in tqdm(range(start, settings.epochs), desc="distill", disable=not progress, initial=start,
+                      total=settings.epochs, unit="epoch"):
+        row = {"epoch": epoch + 1, "synthesis_seconds": 0.0, "kd_seconds": 0.0, "synthesised": 0}
+        if host is not None:
+            t0 = time.perf_counter()
+            batch = host.synthesize(student, extra)
+            pool.add(batch.images, batch.targets)
+            row.update(synthesis_seconds=time.perf_counter() - t0, synthesised=len(batch.targets),
+                       synthesis_losses=batch.losses)
+        t0 = time.perf_counter()
+        student.train()
+        if epoch >= warmup:
+            for step in range(settings.kd_steps):
+                loss = torch.zeros((), device=device)
+                if len(pool):
+                    loss = loss + kl_on(pool.sample(settings.batch_size, gen)[0])
+                if transfer is not None and (settings.mixing == "two_term" or host is None):
+                    idx = torch.randint(0, transfer.shape[0], (settings.batch_size,), generator=gen)
+                    loss = loss + kl_on(transfer[idx])
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"distill: non-finite KD loss at epoch {epoch + 1}, step {step + 1}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        row["kd_seconds"] = time.perf_counter() - t0
+        row["test_accuracy"] = evaluate(student, test, device)
+        curve.append(row)
+        if state_path:
+            atomic_torch_save(state_path, {
+                "student": student.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "pool": pool.state_dict(), "generator": gen.get_state(), "settings": settings.digest(),
+                "host": host.state_dict() if host is not None else None, "curve": json.dumps(curve)})
+    accs = [r["test_accuracy"] for r in curve]
+    return {"settings": asdict(settings), "settings_digest": settings.digest(), "curve": curve,
+            "final_accuracy": accs[-1], "best_accuracy": max(accs),
+            "synthesis_seconds": sum(r["synthesis_seconds"] for r in curve),
+            "kd_seconds": sum(r["kd_seconds"] for r in curve),
+            "images_synthesised": sum(r["synthesised"] for r in curve), "pool_bytes": pool.nbytes(),
+            "peak_memory_mb": round(peak_memory_mb(), 1)}

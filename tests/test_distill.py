@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from cdemi.data.subsets import real_subset
+from cdemi.distill import DistillSettings, SyntheticPool, distill
+from cdemi.invert import DeepInversion
+
+from .conftest import tiny_model
+
+FAST = DistillSettings(epochs=3, kd_steps=5, batch_size=32, lr=0.05, temperature=4.0, seed=1)
+
+
+def _weights(m):
+    return torch.cat([v.flatten().float() for v in m.state_dict().values()])
+
+
+def test_pool_stores_uint8_and_caps_its_size():
+    pool = SyntheticPool((1, 4, 4), max_images=5)
+    pool.add(torch.full((3, 1, 4, 4), 0.5), torch.tensor([0, 1, 2]))
+    pool.add(torch.ones(4, 1, 4, 4), torch.tensor([3, 4, 5, 6]))
+    assert pool.images.dtype == torch.uint8 and len(pool) == 5 and pool.targets.tolist() == [2, 3, 4, 5, 6]
+    x, y = pool.sample(7, torch.Generator().manual_seed(0))
+    assert x.shape == (7, 1, 4, 4) and set((x * 255).round().unique().tolist()) <= {128.0, 255.0}
+    with pytest.raises(ValueError, match="pool holds images of shape"):
+        pool.add(torch.zeros(1, 3, 4, 4), torch.tensor([0]))
+
+
+def test_plain_kd_on_a_real_subset_teaches_the_student(digits_teacher, digits_train, digits_test):
+    student = tiny_model(width=0.125)
+    transfer = real_subset(digits_train, 20, seed=0).images
+    out = distill(digits_teacher, student, digits_test, DistillSettings(epochs=4, kd_steps=10, batch_size=64, lr=0.05,
+                                                                          temperature=4.0), transfer=transfer,
+                  progress=False)
+    assert out["final_accuracy"] > 50 and out["images_synthesised"] == 0 and out["synthesis_seconds"] == 0
+
+
+def test_inversion_and_two_term_kd_record_their_costs(digits_teacher, digits_train, digits_test):
+    host = DeepInversion(digits_teacher, digits_train.spec, batch_size=16, iterations=3, seed=0)
+    transfer = real_subset(digits_train, 1, seed=0).images
+    out = distill(digits_teacher, tiny_model(width=0.125), digits_test, FAST, host=host, transfer=transfer,
+                  progress=False)
+    assert out["images_synthesised"] == 48 and out["pool_bytes"] == 48 * 256 + 48 * 8
+    assert [r["epoch"] for r in out["curve"]] == [1, 2, 3] and out["synthesis_seconds"] > 0
+    assert set(out["curve"][0]["synthesis_losses"]) == {"ce", "bn", "tv", "l2"}
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, digits_train, digits_test, tmp_path):
+    def run(state=None, die_at=None):
+        host = DeepInversion(digits_teacher, digits_train.spec, batch_size=8, iterations=2, seed=0)
+        if die_at is not None:
+            real, calls = host.synthesize, {"n": 0}
+
+            def dying(*a, **k):
+                calls["n"] += 1
+                if calls["n"] == die_at:
+                    raise KeyboardInterrupt
+                return real(*a, **k)
+
+            host.synthesize = dying
+        student = tiny_model(width=0.125)
+        return distill(digits_teacher, student, digits_test, FAST, host=host, state_path=state, progress=False), student
+
+    whole, s_whole = run()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "d.state", die_at=3)
+    resumed, s_resumed = run(tmp_path / "d.state")
+    assert torch.equal(_weights(s_whole), _weights(s_resumed))
+    assert [r["test_accuracy"] for r in resumed["curve"]] == [r["test_accuracy"] for r in whole["curve"]]
+
+
+def test_nothing_to_distil_on_is_refused(digits_teacher, digits_test):
+    with pytest.raises(ValueError, match="nothing to distil on"):
+        distill(digits_teacher, tiny_model(), digits_test, FAST)
