@@ -1,10 +1,11 @@
 """Pieces every condensation method shares: initialisation, class sampling, resume, the result."""
 from __future__ import annotations
 
+import hashlib
+import json
 import resource
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 
@@ -52,29 +53,59 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class Checkpointer:
-    """Saves a method's state every ``every`` iterations and restores it on restart.
+def run_digest(method: str, params: dict, seed: int, data: ImageSet, **extra) -> str:
+    """A short hash of everything that determines a condensation run (guards resume)."""
+    blob = json.dumps({method: params, "seed": seed, "n": len(data), **extra}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    A state saved with other settings (``digest``) is set aside as ``*.stale``.
+
+def learnable_images(data: ImageSet, ipc: int, init: str, seed: int, lr_img: float, device) \
+        -> tuple[torch.Tensor, torch.Tensor, torch.optim.Optimizer, torch.Generator]:
+    """Initial synthetic images (normalised, requiring grad), their labels, their SGD
+    optimiser (momentum 0.5, as DC/DSA/DM/MTT) and the run's random generator."""
+    images, labels = initial_images(data, ipc, init, seed)
+    images = images.to(device).requires_grad_(True)
+    opt = torch.optim.SGD([images], lr=lr_img, momentum=0.5)
+    return images, labels.to(device), opt, torch.Generator().manual_seed(seed + 1)
+
+
+class Checkpointer:
+    """Saves a condensation run's state every ``every`` iterations and restores it on restart.
+
+    :param tensors: learnable tensors restored in place (the images, MTT's lr).
+    :param optimizers: optimisers by name; :param generator: the run's RNG.
+    A state saved with another ``digest`` is set aside as ``*.stale``.
     """
 
-    def __init__(self, path: str | Path | None, digest: str, every: int):
+    def __init__(self, path: str | Path | None, digest: str, every: int, tensors: dict[str, torch.Tensor],
+                 optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator):
         self.path = Path(path) if path else None
-        self.digest = digest
-        self.every = max(1, every)
+        self.digest, self.every = digest, max(1, every)
+        self.tensors, self.optimizers, self.generator = tensors, optimizers, generator
 
-    def restore(self) -> dict | None:
+    def resume(self) -> tuple[int, "Timer"]:
+        """Restore the saved state if any; :returns: (iterations already done, a running timer)."""
         if not self.path or not self.path.exists():
-            return None
+            return 0, Timer()
         state = safe_torch_load(self.path, "condensation state")
         if state.get("digest") != self.digest:
             self.path.rename(self.path.with_suffix(".stale"))
-            return None
-        return state
+            return 0, Timer()
+        with torch.no_grad():
+            for name, t in self.tensors.items():
+                t.copy_(state["tensors"][name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.generator.set_state(state["generator"])
+        return int(state["iteration"]), Timer(float(state["seconds"]))
 
-    def maybe_save(self, iteration: int, total: int, make_state: Callable[[], dict[str, Any]]) -> None:
+    def maybe_save(self, iteration: int, total: int, timer: "Timer") -> None:
         if self.path and (iteration % self.every == 0 or iteration == total):
-            atomic_torch_save(self.path, {**make_state(), "digest": self.digest, "iteration": iteration})
+            atomic_torch_save(self.path, {
+                "tensors": {k: t.detach().cpu() for k, t in self.tensors.items()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "generator": self.generator.get_state(), "seconds": timer.seconds,
+                "digest": self.digest, "iteration": iteration})
 
 
 def finish(images: torch.Tensor, labels: torch.Tensor, data: ImageSet, method: str, ipc: int, seed: int,

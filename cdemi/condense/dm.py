@@ -9,8 +9,6 @@ take one SGD step.  Published defaults: 20000 iterations, image lr 1.0 (SGD, mom
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -19,7 +17,7 @@ from tqdm.auto import tqdm
 from .. import diffaug, models
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
-from .base import Checkpointer, ClassSampler, Timer, finish, initial_images
+from .base import Checkpointer, ClassSampler, finish, learnable_images, run_digest
 
 
 def condense_dm(data: ImageSet, ipc: int, *, iterations: int = 20000, lr_img: float = 1.0, batch_real: int = 256,
@@ -39,21 +37,11 @@ def condense_dm(data: ImageSet, ipc: int, *, iterations: int = 20000, lr_img: fl
     """
     params = dict(ipc=ipc, iterations=iterations, lr_img=lr_img, batch_real=batch_real, init=init,
                   augment=augment, width=width)
-    digest = hashlib.sha256(json.dumps({"dm": params, "seed": seed, "n": len(data)}, sort_keys=True).encode()).hexdigest()[:16]
     spec = data.spec
-    images, labels = initial_images(data, ipc, init, seed)
-    images = images.to(device).requires_grad_(True)
-    opt = torch.optim.SGD([images], lr=lr_img, momentum=0.5)
-    gen = torch.Generator().manual_seed(seed + 1)
-    ckpt = Checkpointer(state_path, digest, save_every)
-    start, spent = 0, 0.0
-    if (state := ckpt.restore()) is not None:
-        with torch.no_grad():
-            images.copy_(state["images"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        start, spent = state["iteration"], state["seconds"]
-    timer = Timer(spent)
+    images, labels, opt, gen = learnable_images(data, ipc, init, seed, lr_img, device)
+    ckpt = Checkpointer(state_path, run_digest("dm", params, seed, data), save_every, {"images": images},
+                        {"images": opt}, gen)
+    start, timer = ckpt.resume()
     sampler = ClassSampler(data, device)
     for it in tqdm(range(start, iterations), desc=f"DM ipc={ipc}", disable=not progress, initial=start, total=iterations):
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
@@ -75,6 +63,5 @@ def condense_dm(data: ImageSet, ipc: int, *, iterations: int = 20000, lr_img: fl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        ckpt.maybe_save(it + 1, iterations, lambda: {"images": images.detach().cpu(), "optimizer": opt.state_dict(),
-                                                     "generator": gen.get_state(), "seconds": timer.seconds})
-    return finish(images, labels, data, "dm", ipc, seed, params, timer.seconds)
+        ckpt.maybe_save(it + 1, iterations, timer)
+    return finish(images, labels.cpu(), data, "dm", ipc, seed, params, timer.seconds)

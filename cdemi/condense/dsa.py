@@ -11,8 +11,6 @@ IPC 1 / 10 / 50, image lr 0.1 (momentum 0.5), network lr 0.01, 256 real images p
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -22,7 +20,7 @@ from tqdm.auto import tqdm
 from .. import diffaug, models
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
-from .base import Checkpointer, ClassSampler, Timer, finish, initial_images
+from .base import Checkpointer, ClassSampler, finish, learnable_images, run_digest
 
 LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 
@@ -58,22 +56,11 @@ def condense_dsa(data: ImageSet, ipc: int, *, iterations: int = 1000, outer_loop
         outer_loop, inner_loop = outer_loop or o, inner_loop or i
     params = dict(ipc=ipc, iterations=iterations, outer_loop=outer_loop, inner_loop=inner_loop, lr_img=lr_img,
                   lr_net=lr_net, batch_real=batch_real, batch_train=batch_train, init=init, augment=augment, width=width)
-    digest = hashlib.sha256(json.dumps({"dsa": params, "seed": seed, "n": len(data)}, sort_keys=True).encode()).hexdigest()[:16]
     spec = data.spec
-    images, labels = initial_images(data, ipc, init, seed)
-    images = images.to(device).requires_grad_(True)
-    labels = labels.to(device)
-    opt = torch.optim.SGD([images], lr=lr_img, momentum=0.5)
-    gen = torch.Generator().manual_seed(seed + 1)
-    ckpt = Checkpointer(state_path, digest, save_every)
-    start, spent = 0, 0.0
-    if (state := ckpt.restore()) is not None:
-        with torch.no_grad():
-            images.copy_(state["images"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        start, spent = state["iteration"], state["seconds"]
-    timer = Timer(spent)
+    images, labels, opt, gen = learnable_images(data, ipc, init, seed, lr_img, device)
+    ckpt = Checkpointer(state_path, run_digest("dsa", params, seed, data), save_every, {"images": images},
+                        {"images": opt}, gen)
+    start, timer = ckpt.resume()
     sampler = ClassSampler(data, device)
 
     def aug(x, s):
@@ -113,6 +100,5 @@ def condense_dsa(data: ImageSet, ipc: int, *, iterations: int = 1000, outer_loop
                     opt_net.zero_grad(set_to_none=True)
                     F.cross_entropy(net(x), y_all[idx]).backward()
                     opt_net.step()
-        ckpt.maybe_save(it + 1, iterations, lambda: {"images": images.detach().cpu(), "optimizer": opt.state_dict(),
-                                                     "generator": gen.get_state(), "seconds": timer.seconds})
+        ckpt.maybe_save(it + 1, iterations, timer)
     return finish(images, labels.cpu(), data, "dsa", ipc, seed, params, timer.seconds)

@@ -12,8 +12,6 @@ experts: SGD lr 0.01, no momentum, no weight decay, 50 epochs, DSA augmentation.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -25,7 +23,7 @@ from .. import diffaug, models
 from ..artifacts import atomic_torch_save, safe_torch_load
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
-from .base import Checkpointer, Timer, finish, initial_images
+from .base import Checkpointer, finish, learnable_images, run_digest
 
 
 def _convnet(data: ImageSet, width: float) -> torch.nn.Module:
@@ -101,26 +99,13 @@ def condense_mtt(data: ImageSet, ipc: int, trajectories: torch.Tensor, *, iterat
     if max_start_epoch + expert_epochs > trajectories.shape[1] - 1:
         raise ValueError(f"max_start_epoch {max_start_epoch} + expert_epochs {expert_epochs} exceeds the "
                          f"{trajectories.shape[1] - 1} recorded epochs")
-    digest = hashlib.sha256(json.dumps({"mtt": params, "seed": seed, "n": len(data),
-                                        "traj": float(trajectories.sum())}, sort_keys=True).encode()).hexdigest()[:16]
-    images, labels = initial_images(data, ipc, init, seed)
-    images = images.to(device).requires_grad_(True)
-    labels = labels.to(device)
+    images, labels, opt_img, gen = learnable_images(data, ipc, init, seed, lr_img, device)
     lr = torch.tensor(syn_lr, device=device).requires_grad_(True)
-    opt_img = torch.optim.SGD([images], lr=lr_img, momentum=0.5)
     opt_lr = torch.optim.SGD([lr], lr=lr_lr, momentum=0.5)
-    gen = torch.Generator().manual_seed(seed + 1)
-    ckpt = Checkpointer(state_path, digest, save_every)
-    start, spent = 0, 0.0
-    if (state := ckpt.restore()) is not None:
-        with torch.no_grad():
-            images.copy_(state["images"])
-            lr.copy_(state["lr"])
-        opt_img.load_state_dict(state["opt_img"])
-        opt_lr.load_state_dict(state["opt_lr"])
-        gen.set_state(state["generator"])
-        start, spent = state["iteration"], state["seconds"]
-    timer = Timer(spent)
+    digest = run_digest("mtt", params, seed, data, trajectories=float(trajectories.sum()))
+    ckpt = Checkpointer(state_path, digest, save_every, {"images": images, "lr": lr},
+                        {"images": opt_img, "lr": opt_lr}, gen)
+    start, timer = ckpt.resume()
     n_syn = len(labels)
     batch = batch_syn or n_syn
 
@@ -154,8 +139,6 @@ def condense_mtt(data: ImageSet, ipc: int, trajectories: torch.Tensor, *, iterat
         with torch.no_grad():
             lr.clamp_(min=1e-6)
         last_loss = loss.item()
-        ckpt.maybe_save(it + 1, iterations, lambda: {
-            "images": images.detach().cpu(), "lr": lr.detach().cpu(), "opt_img": opt_img.state_dict(),
-            "opt_lr": opt_lr.state_dict(), "generator": gen.get_state(), "seconds": timer.seconds})
+        ckpt.maybe_save(it + 1, iterations, timer)
     return finish(images, labels.cpu(), data, "mtt", ipc, seed, params, timer.seconds,
                   {"learned_lr": float(lr.detach()), "final_loss": last_loss})
