@@ -209,14 +209,6 @@ def validate(raw: dict, source: str = "parameters") -> Profile:
         raise ParamsError(f"{source} is invalid:\n{_explain(e)}") from None
 
 
-def section(cls: type[_Section], values: dict, name: str) -> _Section:
-    """Validate one section from keyword values (for notebooks and Python callers)."""
-    try:
-        return cls.model_validate(values)
-    except ValidationError as e:
-        raise ParamsError(f"parameters {name!r} are invalid:\n{_explain(e, name)}") from None
-
-
 def load(path: str | Path = "params.yaml") -> Profile:
     """Read and validate a profile file; :raises ParamsError: unreadable YAML or invalid values."""
     path = Path(path)
