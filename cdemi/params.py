@@ -141,9 +141,10 @@ class MTTRun(_Optimised):
 
 
 class RealRun(_CondenseBase):
-    """A random real subset of ``ipc`` images per class (the baseline)."""
+    """``ipc`` real images per class: ``random_real`` (the baseline of a condensed set of the
+    same size) or ``kshot`` (the k real images of the few-shot setting, k = ``ipc``)."""
 
-    method: Literal["random_real"]
+    method: Literal["random_real", "kshot"]
 
 
 CondenseRun = Annotated[Union[DMRun, DSARun, MTTRun, RealRun], Field(discriminator="method")]

@@ -4,7 +4,8 @@
 
 ``dm`` (distribution matching), ``dsa`` (gradient matching with Siamese augmentation),
 ``mtt`` (trajectory matching; needs expert ``trajectories``, see :func:`mtt.train_experts`),
-and ``random_real`` (a seeded, class-balanced real subset, the usual baseline).
+``random_real`` (a seeded, class-balanced real subset, the usual baseline) and ``kshot``
+(the same draw, named as the k real images per class of the few-shot setting).
 """
 from __future__ import annotations
 

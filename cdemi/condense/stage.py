@@ -11,6 +11,7 @@ from .. import runtime as rt
 from ..data.condensed import CondensedSet, load_condensed, save_condensed
 from ..data.subsets import real_subset
 from ..registry import Registry
+from .base import Timer, run_digest
 from .dm import condense_dm
 from .dsa import condense_dsa
 from .evaluate import evaluate_condensed
@@ -36,9 +37,11 @@ def _dsa(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
 @CONDENSERS.register("mtt")
 def _mtt(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
     experts = {"num_experts", "expert_train_epochs", "expert_lr"}
-    traj = train_experts(train, num_experts=run.num_experts, epochs=run.expert_train_epochs, lr=run.expert_lr,
-                         augment=run.augment, width=run.width, seed=run.seed, path=state_dir / "experts.pt",
-                         progress=progress, device=device)
+    settings = dict(num_experts=run.num_experts, epochs=run.expert_train_epochs, lr=run.expert_lr,
+                    augment=run.augment, width=run.width, seed=run.seed)
+    # sets condensed from the same experts (IPC 1 / 10 / 50) share one resumable trajectory file
+    shared = state_dir.parent / f"mtt_experts_{run_digest('experts', settings, run.seed, train)}.work.pt"
+    traj = train_experts(train, **settings, path=shared, progress=progress, device=device)
     return condense_mtt(train, run.ipc, traj, **run.model_dump(exclude=_COMMON | experts),
                         state_path=state_dir / "mtt.state", progress=progress, device=device)
 
@@ -46,6 +49,11 @@ def _mtt(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
 @CONDENSERS.register("random_real")
 def _real(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
     return real_subset(train, run.ipc, run.seed, "random_real")
+
+
+@CONDENSERS.register("kshot")
+def _kshot(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
+    return real_subset(train, run.ipc, run.seed, "kshot")
 
 
 def condense_entry(run, data, runtime, out: str | Path, progress: bool = True) -> dict:
@@ -71,14 +79,15 @@ def condense_entry(run, data, runtime, out: str | Path, progress: bool = True) -
 def evaluate_entry(path: str | Path, evaluation, data, runtime, progress: bool = True) -> dict:
     """ConvNet-from-scratch accuracies of the condensed set at ``path`` (per ``evaluation``).
 
-    :returns: ``{"accuracies": [...], "mean": ..., "std": ...}`` in percent.
+    :returns: ``{"accuracies": [...], "mean": ..., "std": ...}`` in percent, and ``seconds`` (wall time).
     """
     cs = load_condensed(path)
     device = rt.select_device(runtime.device)
     rt.configure(runtime.threads, 0)
     test = datasets.load(cs.dataset, "test", data.root)
+    timer = Timer()
     accs = evaluate_condensed(cs, test, runs=evaluation.runs, epochs=evaluation.epochs, batch_size=evaluation.batch_size,
                               width=evaluation.width, augment=evaluation.augment, progress=progress, device=device,
                               **({} if "learned_lr" in cs.meta else {"lr": evaluation.lr}))
     return {"accuracies": [round(a, 2) for a in accs], "mean": round(statistics.fmean(accs), 2),
-            "std": round(statistics.pstdev(accs), 2)}
+            "std": round(statistics.pstdev(accs), 2), "seconds": round(timer.seconds, 1)}

@@ -1,0 +1,75 @@
+"""Tables built from run records: condensed-set accuracy beside published numbers, cost, file formats."""
+import json
+
+import pandas as pd
+import pytest
+
+from cdemi.report import condensed
+from cdemi.report.tables import save_table
+
+
+def _write(folder, name, blob):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(blob))
+
+
+@pytest.fixture()
+def records(tmp_path):
+    metrics, sets = tmp_path / "metrics", tmp_path / "sets"
+    for name, method, ipc, accs, seconds in (("dsa_ipc10", "dsa", 10, [80.0, 81.0, 82.0], 600.0),
+                                              ("dsa_ipc1", "dsa", 1, [67.0, 68.0, 66.0], 60.0),
+                                              ("random_real_ipc10", "random_real", 10, [75.0, 76.0, 74.0], None)):
+        mean = sum(accs) / 3
+        _write(metrics, name, {"accuracies": accs, "accuracy_mean": mean, "accuracy_std": 0.82, "eval_seconds": 30.0})
+        record = {"method": method, "ipc": ipc, "params": {"iterations": 100}}
+        if seconds is not None:
+            record.update(wall_seconds=seconds, peak_memory_mb=512.0)
+        _write(sets, name, record)
+    return metrics, sets
+
+
+def test_accuracy_table_flags_only_shortfalls_beyond_three_points(records):
+    results = condensed.load_results(*records)
+    assert list(results["set"]) == ["random_real_ipc10", "dsa_ipc1", "dsa_ipc10"]
+    table = condensed.accuracy_table(results)
+    # DSA IPC 10: 81.0 vs published 84.6 -> -3.6, flagged; IPC 1: 67.0 vs 70.6 -> -3.6, flagged
+    assert table.loc[("dsa", 10), "vs published"] == "-3.6 (more than 3 points short)"
+    assert table.loc[("dsa", 10), "ours (%)"] == "81.00 ± 0.82"
+    assert table.loc[("random_real", 10), "vs published"] == "no published number"
+    assert table.loc[("random_real", 10), "published DSA"] == 84.6
+    notes = condensed.shortfalls(results)
+    assert len(notes) == 2 and "3.6 points below the published 84.6%" in notes[1]
+
+
+def test_a_set_within_three_points_is_not_flagged(records):
+    metrics, sets = records
+    _write(metrics, "dsa_ipc10", {"accuracies": [82.0] * 3, "accuracy_mean": 82.0, "accuracy_std": 0.0})
+    table = condensed.accuracy_table(condensed.load_results(metrics, sets))
+    assert table.loc[("dsa", 10), "vs published"] == "-2.6"
+
+
+def test_cost_table_in_minutes_with_no_cost_for_real_subsets(records):
+    cost = condensed.cost_table(condensed.load_results(*records))
+    assert cost.loc[("dsa", 10), "condensation (min)"] == 10.0
+    assert cost.loc[("dsa", 10), "peak memory (MiB)"] == 512.0
+    assert pd.isna(cost.loc[("random_real", 10), "peak memory (MiB)"])
+    assert cost.loc[("dsa", 1), "evaluation (min)"] == 0.5
+
+
+def test_metrics_without_their_set_record_are_refused(records, tmp_path):
+    metrics, sets = records
+    (sets / "dsa_ipc1.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no condensed-set record"):
+        condensed.load_results(metrics, sets)
+    with pytest.raises(FileNotFoundError, match="run the condense stages first"):
+        condensed.load_results(tmp_path / "empty", sets)
+
+
+def test_save_table_writes_csv_markdown_and_latex(tmp_path):
+    table = pd.DataFrame({"accuracy (%)": [81.5, 75.25]}, index=pd.Index(["dsa_10", "real_10"], name="set"))
+    paths = save_table(table, tmp_path / "t", caption="A caption")
+    assert [p.name for p in paths] == ["t.csv", "t.md", "t.tex"]
+    assert pd.read_csv(paths[0], index_col=0).equals(table)
+    assert "| dsa_10  |          81.5  |" in paths[1].read_text().splitlines()[2]
+    tex = paths[2].read_text()
+    assert "\\caption{A caption}" in tex and "dsa\\_10" in tex and "81.5" in tex
