@@ -161,6 +161,78 @@ class EvaluateCondensed(_Section):
     augment: bool = True
 
 
+class StudentParams(_Section):
+    """:param arch: registered architecture of the student; :param width: its channel multiplier."""
+
+    arch: str
+    width: float = Field(1.0, gt=0, le=8)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        return TrainRun._known_arch(v)
+
+
+class DistillRun(_Section):
+    """One distillation run: a student distilled from ``teacher`` on synthetic images of an
+    inversion ``host`` and/or a fixed ``transfer`` set (see :func:`cdemi.distill.distill`).
+
+    :param host: a registered inversion host (``deepinversion``, ``fast``, ...), or None for
+        plain KD on ``transfer``; :param host_params: keyword arguments of that host's
+        constructor (checked against its signature).
+    :param teacher_arch: the architecture the teacher checkpoint must hold (None: any).
+    :param transfer: path of a condensed set (or k-shot / random real subset) used as extra
+        transfer data, or None.
+    :param variant: the name this run goes by in tables (``plain``, ``kd_condensed``, ...).
+    Other fields as :class:`cdemi.distill.DistillSettings`.
+    """
+
+    teacher: str
+    teacher_arch: Optional[str] = None
+    student: StudentParams
+    host: Optional[str] = None
+    host_params: dict[str, Union[bool, int, float, str]] = {}
+    transfer: Optional[str] = None
+    variant: str = Field("plain", pattern=r"^[a-z][a-z0-9_-]*$")
+    dataset: Optional[str] = None
+    epochs: int = Field(20, ge=1, le=100000)
+    kd_steps: int = Field(50, ge=1, le=100000)
+    batch_size: int = Field(128, ge=1, le=65536)
+    lr: float = Field(0.1, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    temperature: float = Field(20.0, gt=0, le=100)
+    mixing: Literal["two_term", "concat"] = "two_term"
+    pool_max: Optional[int] = Field(None, ge=1)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _host_and_transfer(self) -> "DistillRun":
+        import inspect
+
+        from .invert import HOSTS
+
+        if self.host is None:
+            if self.transfer is None:
+                raise ValueError("a run needs an inversion host, a transfer set, or both (host and transfer are null)")
+            if self.host_params:
+                raise ValueError("host_params given without a host")
+            return self
+        if self.host not in HOSTS:
+            raise ValueError(f"unknown inversion host {self.host!r}; allowed: {', '.join(HOSTS.names())}")
+        accepted = set(inspect.signature(HOSTS.get(self.host).__init__).parameters) - {"self", "teacher", "spec", "seed"}
+        unknown = sorted(set(self.host_params) - accepted)
+        if unknown:
+            raise ValueError(f"host_params {unknown} are not parameters of host {self.host!r}; "
+                             f"allowed: {', '.join(sorted(accepted))}")
+        return self
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: Optional[str]) -> Optional[str]:
+        return DataParams._known_dataset(v) if v is not None else v
+
+
 class Profile(_Section):
     """A whole profile file.
 
@@ -168,7 +240,8 @@ class Profile(_Section):
     from scratch); ``kd_full``: run name -> :class:`TrainRun` distilled from its
     ``teacher`` on the whole training set; ``condense``: set name -> a condensation run
     (:class:`DMRun`, :class:`DSARun`, :class:`MTTRun`, :class:`RealRun` by ``method``);
-    ``evaluate_condensed``: how condensed sets are evaluated.
+    ``evaluate_condensed``: how condensed sets are evaluated; ``distill``: run name ->
+    :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set).
     """
 
     profile: Literal["default", "paper", "smoke"]
@@ -178,6 +251,7 @@ class Profile(_Section):
     kd_full: dict[str, TrainRun] = {}
     condense: dict[str, CondenseRun] = {}
     evaluate_condensed: EvaluateCondensed = EvaluateCondensed()
+    distill: dict[str, DistillRun] = {}
 
     @model_validator(mode="after")
     def _teachers(self) -> "Profile":

@@ -71,3 +71,54 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, 
 def test_nothing_to_distil_on_is_refused(digits_teacher, digits_test):
     with pytest.raises(ValueError, match="nothing to distil on"):
         distill(digits_teacher, tiny_model(), digits_test, FAST)
+
+
+def test_a_student_or_teacher_of_another_class_count_is_refused(digits_teacher, digits_test):
+    from cdemi import models
+
+    wrong = models.build("resnet18", num_classes=7, in_channels=1, width=0.0625)
+    with pytest.raises(ValueError, match="the student predicts 7 classes but digits has 10: build the student with num_classes=10"):
+        distill(digits_teacher, wrong, digits_test, FAST, transfer=torch.zeros(4, 1, 8, 8))
+    with pytest.raises(ValueError, match="the teacher predicts 7 classes"):
+        distill(wrong, tiny_model(), digits_test, FAST, transfer=torch.zeros(4, 1, 8, 8))
+
+
+def _entry(tmp_path, digits_teacher, **overrides):
+    from cdemi import params
+    from cdemi.models.checkpoint import save_classifier
+
+    save_classifier(tmp_path / "teacher.pt", digits_teacher, "resnet18", {"num_classes": 10, "in_channels": 1, "width": 0.25},
+                    "digits", test_accuracy=96.0)
+    run = {"teacher": str(tmp_path / "teacher.pt"), "teacher_arch": "resnet18",
+           "student": {"arch": "resnet18", "width": 0.0625}, "host": "fast",
+           "host_params": {"batch_size": 16, "g_steps": 1, "nz": 8, "ngf": 4, "warmup": 0},
+           "epochs": 2, "kd_steps": 2, "batch_size": 16, "temperature": 4.0, **overrides}
+    prof = params.validate({"profile": "smoke", "data": {"dataset": "digits"}, "distill": {"r": run}})
+    return prof.distill["r"], prof
+
+
+def test_distill_entry_writes_a_complete_run_record(digits_teacher, digits_train, tmp_path):
+    import json
+
+    from cdemi.data.condensed import save_condensed
+    from cdemi.distill import distill_entry
+
+    cs_rec = save_condensed(tmp_path / "cs.pt", real_subset(digits_train, 2, seed=0))
+    run, prof = _entry(tmp_path, digits_teacher, transfer=str(tmp_path / "cs.pt"), variant="naive")
+    rec = distill_entry("r", run, prof.data, prof.runtime, tmp_path / "r.json", progress=False)
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(rec))
+    assert rec["format"] == "cdemi-run-v1" and rec["host"] == "fast" and rec["variant"] == "naive"
+    assert rec["transfer"] == {"sha256": cs_rec["sha256"], "method": "random_real", "ipc": 2}
+    assert len(rec["teacher_sha256"]) == 64 and len(rec["config_hash"]) == 16 and rec["teacher_accuracy"] == 96.0
+    assert [r["epoch"] for r in rec["curve"]] == [1, 2] and rec["images_synthesised"] == 32
+    assert rec["best_accuracy"] >= rec["final_accuracy"] and rec["peak_memory_mb"] > 0
+
+
+def test_distill_entry_refuses_a_teacher_of_another_architecture_before_any_work(digits_teacher, tmp_path):
+    from cdemi.artifacts import ArtifactError
+    from cdemi.distill import distill_entry
+
+    run, prof = _entry(tmp_path, digits_teacher, teacher_arch="resnet34")
+    with pytest.raises(ArtifactError, match="has architecture 'resnet18', expected 'resnet34'"):
+        distill_entry("r", run, prof.data, prof.runtime, tmp_path / "r.json", progress=False)
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.state").exists()

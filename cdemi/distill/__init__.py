@@ -1,5 +1,6 @@
-"""Knowledge distillation: the interleaved synthesis + KD loop and its pool."""
+"""Knowledge distillation: the interleaved synthesis + KD loop, its pool, and the pipeline entry."""
 from .loop import DistillSettings, distill
 from .pool import SyntheticPool
+from .stage import distill_entry
 
-__all__ = ["DistillSettings", "SyntheticPool", "distill"]
+__all__ = ["DistillSettings", "SyntheticPool", "distill", "distill_entry"]

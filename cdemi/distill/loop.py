@@ -67,6 +67,11 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
     if host is None and transfer is None:
         raise ValueError("nothing to distil on: give an inversion host, a transfer set, or both")
     spec = test.spec
+    for role, model in (("teacher", teacher), ("student", student)):
+        classes = getattr(getattr(model, "head", None), "out_features", spec.num_classes)
+        if classes != spec.num_classes:
+            raise ValueError(f"the {role} predicts {classes} classes but {spec.name} has {spec.num_classes}: "
+                             f"build the {role} with num_classes={spec.num_classes}")
     device = next(student.parameters()).device
     teacher.eval()
     gen = torch.Generator().manual_seed(settings.seed)

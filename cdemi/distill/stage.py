@@ -1,0 +1,79 @@
+"""One ``distill`` entry of a profile, end to end: check inputs, distil, write the run record.
+
+The run record (one JSON per run, a DVC metric) holds the configuration and its hash,
+the teacher's and transfer set's checksums, the seed, the per-epoch curve, the costs
+(synthesis and KD seconds, images synthesised, pool bytes, peak memory) and the final
+and best test accuracy.  Reports are built from these records only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from .. import data as datasets
+from .. import models
+from .. import runtime as rt
+from ..artifacts import atomic_write_json
+from ..data.condensed import load_condensed
+from ..invert import HOSTS
+from ..models.checkpoint import load_classifier
+from .loop import DistillSettings, distill
+
+RECORD_FORMAT = "cdemi-run-v1"
+
+
+def config_hash(run) -> str:
+    """SHA-256 (16 hex digits) of a run's validated configuration."""
+    return hashlib.sha256(json.dumps(run.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def settings_of(run) -> DistillSettings:
+    """The loop settings of a :class:`cdemi.params.DistillRun`."""
+    return DistillSettings(epochs=run.epochs, kd_steps=run.kd_steps, batch_size=run.batch_size, lr=run.lr,
+                           momentum=run.momentum, weight_decay=run.weight_decay, temperature=run.temperature,
+                           mixing=run.mixing, pool_max=run.pool_max, seed=run.seed)
+
+
+def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_path: str | Path | None = None,
+                  progress: bool = True) -> dict:
+    """Execute one ``distill`` entry and write its run record atomically.
+
+    Checked before any computation: the dataset loads; the teacher checkpoint verifies
+    and matches the dataset and class count; the transfer set verifies and matches the
+    dataset and image shape.  The resume state goes to ``state_path`` (default:
+    ``<record>.state``) after every epoch.
+
+    :param run: :class:`cdemi.params.DistillRun`; :param data, runtime: the profile's sections.
+    :returns: the record written.
+    """
+    device = rt.select_device(runtime.device)
+    dataset = run.dataset or data.dataset
+    test = datasets.load(dataset, "test", data.root)
+    spec = test.spec
+    teacher, teacher_record = load_classifier(run.teacher, arch=run.teacher_arch, dataset=dataset,
+                                                 num_classes=spec.num_classes)
+    transfer, transfer_record = None, None
+    if run.transfer:
+        cs = load_condensed(run.transfer, dataset=dataset, shape=spec.shape)
+        transfer, transfer_record = cs.images, {"sha256": cs.meta["sha256"], "method": cs.method, "ipc": cs.ipc}
+    rt.configure(runtime.threads, run.seed)
+    student = models.build(run.student.arch, num_classes=spec.num_classes, in_channels=spec.channels,
+                           width=run.student.width).to(device)
+    teacher = teacher.to(device)
+    host = HOSTS.get(run.host)(teacher, spec, seed=run.seed, **run.host_params) if run.host else None
+    record_path = Path(record_path)
+    result = distill(teacher, student, test, settings_of(run), host=host, transfer=transfer,
+                     state_path=state_path or record_path.with_suffix(".state"), progress=progress)
+    record = {
+        "format": RECORD_FORMAT, "name": name, "host": run.host or "none", "variant": run.variant,
+        "dataset": dataset, "teacher": teacher_record["arch"], "student": run.student.arch,
+        "config": run.model_dump(), "config_hash": config_hash(run), "seed": run.seed,
+        "teacher_sha256": teacher_record["sha256"], "teacher_accuracy": teacher_record.get("test_accuracy"),
+        "transfer": transfer_record, "threads": runtime.threads, "device": str(device),
+        "torch_version": torch.__version__, **result,
+    }
+    atomic_write_json(record_path, record)
+    return record
