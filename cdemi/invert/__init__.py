@@ -10,3 +10,7 @@ __all__ += ["HOSTS", "DeepInversion", "ExtraTerm", "InversionHost", "SynthesisBa
 from .fast import Fast
 
 __all__ += ["Fast"]
+from .cmi import CMI
+from .predfkd import PREDFKD
+
+__all__ += ["CMI", "PREDFKD"]

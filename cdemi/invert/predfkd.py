@@ -21,10 +21,11 @@ steps; student L1 on logits, SGD 0.1 (momentum 0.9, wd 5e-4), cosine over 400 ep
 
 Deviations from the public code, and why:
 - Entropy in nats (public: log10), so the term lies in [-ln K, 0] and the public ie 5 equals
-  ie 5 / ln 10 = 2.17 here (ie 5 here is 11.5 there).  JS is the textbook one (batch mean, nats, in [0, ln 2]); the public helper
-  clamps probabilities to [0.01, 0.99], takes KL(M || .) and averages over classes too (a factor
-  1 / K), so adv 1 here is about adv K there.  The clamp at 1 never binds here; it is kept as
-  published.  The student is in eval mode for the JS term (public: train mode), as in Fast.
+  ie 5 / ln 10 = 2.17 here (ie 5 here is 11.5 there).  JS is the textbook one (batch mean, nats,
+  in [0, ln 2]); the public helper clamps probabilities to [0.01, 0.99], takes KL(M || .) and
+  averages over classes too (a factor 1 / K), so adv 1 here is about adv K there.  The clamp at 1
+  never binds here; it is kept as published.  The student is in eval mode for the JS term
+  (public: train mode, so its BN statistics drift towards synthetic batches), as in Fast.
 - ``G`` is cdemi's Generator (sigmoid, pixel scale, then the dataset normalisation) instead of a
   spectral-norm generator with a tanh + affine-free BN output: every host hands KD [0, 1] pixels.
 - The memory is a small VAE (latent ``vae_nz``) trained with BCE + KL on pixels (public: a copy
@@ -105,7 +106,7 @@ class PREDFKD(InversionHost):
     :param nz, ngf: generator latent size (published 1000) and width (64: 128/64 channels).
     :param replay_fraction: replayed images per synthesis, as a fraction of ``batch_size``
         (published 1/8); :param vae_nz, vae_width, vae_steps, lr_vae: the memory VAE's latent
-        size, width, Adam steps per synthesis and Adam rate."""
+        size, width, Adam steps per synthesis and Adam rate; :param seed: weights and the host's RNG."""
 
     name = "predfkd"
 
@@ -114,6 +115,8 @@ class PREDFKD(InversionHost):
                  warmup: int = 0, nz: int = 1000, ngf: int = 64, replay_fraction: float = 0.125,
                  vae_nz: int = 32, vae_width: int = 32, vae_steps: int = 4, lr_vae: float = 1e-3, seed: int = 0):
         super().__init__(teacher, spec, seed)
+        if g_steps < 1:
+            raise ValueError(f"PRE-DFKD needs g_steps >= 1, got {g_steps}")
         self.batch_size, self.g_steps, self.tau, self.warmup = batch_size, g_steps, tau, warmup
         self.weights = {"oh": oh, "ie": ie, "a": a, "adv": adv}
         self.replay_size, self.vae_steps = int(round(replay_fraction * batch_size)), vae_steps
@@ -142,6 +145,8 @@ class PREDFKD(InversionHost):
         return terms, targets
 
     def synthesize(self, student: Optional[torch.nn.Module] = None, extra: Optional[ExtraTerm] = None) -> SynthesisBatch:
+        """``g_steps`` generator steps, then the memory update; :returns: the last step's ``batch_size``
+        images plus, from the second synthesis on, ``replay_fraction * batch_size`` replayed ones."""
         device = next(self.teacher.parameters()).device
         use_adv = self.weights["adv"] > 0 and student is not None and self.syntheses >= self.warmup
         if student is not None:
@@ -157,7 +162,8 @@ class PREDFKD(InversionHost):
                 terms["extra"], _ = extra(x, targets)
                 loss = loss + terms["extra"]
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"PRE-DFKD: non-finite generator loss ({ {k: float(v) for k, v in terms.items()} })")
+                found = {k: float(v.detach()) for k, v in terms.items()}
+                raise FloatingPointError(f"PRE-DFKD: non-finite generator loss ({found})")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
