@@ -2,6 +2,7 @@
 # pinned packages, then the Fashion-MNIST data.
 #   make repro   the main job: the default profile's `dvc repro`
 #   make test    unit tests + nbval over every notebook
+#   make bench   per-host synthesis / KD cost on this machine
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ FMNIST := data/fashion_mnist
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test data venv lab profile-default profile-paper
+.PHONY: repro test data venv lab bench profile-paper
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3.X"; exit 1; }
@@ -43,8 +44,9 @@ test: data
 lab: data
 	$(BIN)/jupyter lab --notebook-dir=.
 
-profile-default:
-	cp profiles/default.yaml params.yaml
+# per-host synthesis and KD cost on this machine (figures, not tests)
+bench: data
+	$(BIN)/python benchmarks/hosts.py
 
 profile-paper:
 	cp profiles/paper.yaml params.yaml

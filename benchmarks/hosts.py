@@ -1,0 +1,118 @@
+"""Per-host cost on this machine: synthesis speed, its ratio to a teacher pass, KD speed, memory.
+
+Run from the repository root (``make bench``)::
+
+    python benchmarks/hosts.py                      # every host run of params.yaml's distill section
+    python benchmarks/hosts.py --runs fast_plain    # one run
+
+For each run it builds the profile's teacher, student and host exactly as the pipeline does,
+and prints one row: synthesised images per second; the ratio of one synthesis step to one
+teacher forward + backward on a batch of the same size (the floor is about 1: a synthesis
+step needs at least that pass); KD images per second (teacher forward + student forward and
+backward + SGD step); and the peak resident memory of a process that did only this run.
+Each run is measured in a fresh subprocess so that peak memory is its own.  Figures, not tests:
+nothing here asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def _seconds(fn, repeat: int) -> float:
+    fn()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - start) / repeat
+
+
+def measure(name: str, params_file: str, syntheses: int, kd_steps: int) -> dict:
+    """Measure one ``distill`` entry with a host; :returns: the row as a dict."""
+    from cdemi import data as datasets
+    from cdemi import models, params
+    from cdemi import runtime as rt
+    from cdemi.distill.stage import settings_of
+    from cdemi.invert import HOSTS
+    from cdemi.losses import kd_kl
+    from cdemi.models.checkpoint import load_classifier
+
+    profile = params.load(params_file)
+    run = profile.distill[name]
+    if run.host is None:
+        raise SystemExit(f"{name} has no inversion host: nothing to benchmark")
+    spec = datasets.spec(run.dataset or profile.data.dataset)
+    teacher, _ = load_classifier(run.teacher, dataset=spec.name, num_classes=spec.num_classes)
+    rt.configure(profile.runtime.threads, run.seed)
+    student = models.build(run.student.arch, num_classes=spec.num_classes, in_channels=spec.channels,
+                           width=run.student.width)
+    host = HOSTS.get(run.host)(teacher, spec, seed=run.seed, **run.host_params)
+    batch = host.synthesize(student)  # warm-up: first-call allocations
+    n_images = len(batch.targets)
+    start = time.perf_counter()
+    for _ in range(syntheses):
+        batch = host.synthesize(student)
+    synth = (time.perf_counter() - start) / syntheses
+    per_step = synth / max(1, batch.steps)
+    x = torch.randn((host.batch_size, *spec.shape), requires_grad=True)
+
+    def teacher_pass():
+        teacher(x).sum().backward()
+
+    teacher_seconds = _seconds(teacher_pass, 3)
+    settings = settings_of(run)
+    opt = torch.optim.SGD(student.parameters(), lr=settings.lr, momentum=settings.momentum)
+    kd_x = torch.rand((settings.batch_size, *spec.shape))
+
+    def kd_step():
+        with torch.no_grad():
+            t = teacher(kd_x)
+        loss = kd_kl(student(kd_x), t, settings.temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    kd_seconds = _seconds(kd_step, kd_steps)
+    return {"run": name, "host": run.host, "images_per_synthesis": n_images, "steps_per_synthesis": batch.steps,
+            "synthesis_img_per_s": round(n_images / synth, 1),
+            "step_over_teacher_pass": round(per_step / teacher_seconds, 2),
+            "kd_img_per_s": round(settings.batch_size / kd_seconds, 1),
+            "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--runs", nargs="*", help="distill entries (default: every entry with a host)")
+    parser.add_argument("--syntheses", type=int, default=2)
+    parser.add_argument("--kd-steps", type=int, default=5)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one run, print JSON
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.params, args.syntheses, args.kd_steps)))
+        return
+    from cdemi import params
+
+    profile = params.load(args.params)
+    names = args.runs or [k for k, r in profile.distill.items() if r.host]
+    rows = []
+    for name in names:
+        out = subprocess.run([sys.executable, __file__, "--params", args.params, "--one", name, "--syntheses",
+                              str(args.syntheses), "--kd-steps", str(args.kd_steps)],
+                             capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(rows[-1], file=sys.stderr, flush=True)
+    import pandas as pd
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    print(pd.DataFrame(rows).set_index("run").to_markdown())
+
+
+if __name__ == "__main__":
+    main()
