@@ -41,3 +41,28 @@ def test_every_stage_is_locked_with_the_committed_outputs():
         for path, md5 in outs.items():
             if path.endswith(".pt"):
                 assert hashlib.md5((ROOT / path).read_bytes()).hexdigest() == md5, path
+
+
+@pytest.mark.parametrize("name", sorted(PROFILE.condense))
+def test_condensed_set_is_what_its_entry_and_metrics_say(name):
+    from cdemi.data.condensed import load_condensed
+
+    run = PROFILE.condense[name]
+    cs = load_condensed(ROOT / "data/condensed" / f"{name}.pt", dataset=PROFILE.data.dataset, ipc=run.ipc,
+                        shape=(1, 28, 28))  # verifies the SHA-256 of the file against its record
+    recorded, expected = cs.meta["params"], run.model_dump()
+    shared = set(recorded) & set(expected)  # the set was made with today's parameters
+    assert "ipc" in shared and {k: recorded[k] for k in shared} == {k: expected[k] for k in shared}
+    assert cs.method == run.method and cs.meta["seed"] == run.seed
+    metrics = json.loads((ROOT / "results/condense" / f"{name}.json").read_text())
+    assert metrics["sha256"] == cs.meta["sha256"] and len(metrics["accuracies"]) == PROFILE.evaluate_condensed.runs
+    if run.method in ("dm", "dsa", "mtt"):
+        assert cs.meta["wall_seconds"] > 0 and cs.meta["peak_memory_mb"] > 0
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"][f"condense@{name}"]
+    outs = {o["path"]: o["md5"] for o in lock["outs"]}
+    assert hashlib.md5((ROOT / "data/condensed" / f"{name}.pt").read_bytes()).hexdigest() == outs[f"data/condensed/{name}.pt"]
+
+
+def test_dsa_at_ipc_10_reaches_the_profile_target():
+    metrics = json.loads((ROOT / "results/condense/dsa_ipc10.json").read_text())
+    assert metrics["accuracy_mean"] >= 80.0
