@@ -93,3 +93,16 @@ def test_registry_names_every_method():
     assert CONDENSERS.names() == ["dm", "dsa", "kshot", "mtt", "random_real"]
     with pytest.raises(KeyError, match="unknown condensation method 'kip'"):
         CONDENSERS.get("kip")
+
+
+def test_a_finished_run_extended_to_more_iterations_resumes_and_matches_a_longer_run(digits_train, tmp_path):
+    kw = dict(batch_real=16, width=0.125, progress=False, seed=4, state_path=tmp_path / "dm.state", save_every=2)
+    condense_dm(digits_train, 1, iterations=4, **kw)
+    extended = condense_dm(digits_train, 1, iterations=6, **kw)
+    direct = condense_dm(digits_train, 1, iterations=6, batch_real=16, width=0.125, progress=False, seed=4)
+    assert torch.equal(extended.images, direct.images)
+    # a shorter run does not pick up a state that is already past its end
+    shorter = condense_dm(digits_train, 1, iterations=2, **kw)
+    assert torch.equal(shorter.images, condense_dm(digits_train, 1, iterations=2, batch_real=16, width=0.125,
+                                                   progress=False, seed=4).images)
+    assert (tmp_path / "dm.stale").exists()

@@ -54,8 +54,14 @@ def peak_memory_mb() -> float:
 
 
 def run_digest(method: str, params: dict, seed: int, data: ImageSet, **extra) -> str:
-    """A short hash of everything that determines a condensation run (guards resume)."""
-    blob = json.dumps({method: params, "seed": seed, "n": len(data), **extra}, sort_keys=True)
+    """A short hash of everything that determines a condensation run (guards resume).
+
+    ``iterations`` is left out: the first ``n`` iterations of a longer run are those of a run
+    of ``n`` (no schedule depends on the total), so a finished run extended to more
+    iterations resumes from its last state instead of starting over.
+    """
+    kept = {k: v for k, v in params.items() if k != "iterations"}
+    blob = json.dumps({method: kept, "seed": seed, "n": len(data), **extra}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -83,12 +89,15 @@ class Checkpointer:
         self.digest, self.every = digest, max(1, every)
         self.tensors, self.optimizers, self.generator = tensors, optimizers, generator
 
-    def resume(self) -> tuple[int, "Timer"]:
-        """Restore the saved state if any; :returns: (iterations already done, a running timer)."""
+    def resume(self, total: int) -> tuple[int, "Timer"]:
+        """Restore the saved state if any; :returns: (iterations already done, a running timer).
+
+        A state of another run, or one past ``total`` iterations, is set aside as ``*.stale``.
+        """
         if not self.path or not self.path.exists():
             return 0, Timer()
         state = safe_torch_load(self.path, "condensation state")
-        if state.get("digest") != self.digest:
+        if state.get("digest") != self.digest or int(state["iteration"]) > total:
             self.path.rename(self.path.with_suffix(".stale"))
             return 0, Timer()
         with torch.no_grad():

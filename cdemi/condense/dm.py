@@ -41,7 +41,7 @@ def condense_dm(data: ImageSet, ipc: int, *, iterations: int = 20000, lr_img: fl
     images, labels, opt, gen = learnable_images(data, ipc, init, seed, lr_img, device)
     ckpt = Checkpointer(state_path, run_digest("dm", params, seed, data), save_every, {"images": images},
                         {"images": opt}, gen)
-    start, timer = ckpt.resume()
+    start, timer = ckpt.resume(iterations)
     sampler = ClassSampler(data, device)
     for it in tqdm(range(start, iterations), desc=f"DM ipc={ipc}", disable=not progress, initial=start, total=iterations):
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))

@@ -60,7 +60,7 @@ def condense_dsa(data: ImageSet, ipc: int, *, iterations: int = 1000, outer_loop
     images, labels, opt, gen = learnable_images(data, ipc, init, seed, lr_img, device)
     ckpt = Checkpointer(state_path, run_digest("dsa", params, seed, data), save_every, {"images": images},
                         {"images": opt}, gen)
-    start, timer = ckpt.resume()
+    start, timer = ckpt.resume(iterations)
     sampler = ClassSampler(data, device)
 
     def aug(x, s):

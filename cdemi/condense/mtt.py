@@ -105,7 +105,7 @@ def condense_mtt(data: ImageSet, ipc: int, trajectories: torch.Tensor, *, iterat
     digest = run_digest("mtt", params, seed, data, trajectories=float(trajectories.sum()))
     ckpt = Checkpointer(state_path, digest, save_every, {"images": images, "lr": lr},
                         {"images": opt_img, "lr": opt_lr}, gen)
-    start, timer = ckpt.resume()
+    start, timer = ckpt.resume(iterations)
     n_syn = len(labels)
     batch = batch_syn or n_syn
 
