@@ -45,6 +45,7 @@ class InversionHost(ABC):
     """
 
     name: str = "host"
+    weights: dict[str, float]  # loss weight of each term a subclass computes
 
     def __init__(self, teacher: torch.nn.Module, spec, seed: int = 0):
         self.teacher = teacher.eval()
@@ -63,6 +64,23 @@ class InversionHost(ABC):
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["rng"])
+
+    def generator_loss(self, terms: dict[str, torch.Tensor], view: torch.Tensor, targets: torch.Tensor,
+                       extra: Optional[ExtraTerm]) -> torch.Tensor:
+        """``sum_k weights[k] * terms[k]`` over the host's weighted terms, plus the ``extra``
+        (guidance) term evaluated on ``view`` (normalised images with grad) and ``targets``;
+        the extra term's value joins ``terms`` under ``extra``.
+
+        :raises FloatingPointError: a non-finite total, naming every term's value.
+        """
+        loss = sum(self.weights[k] * v for k, v in terms.items() if k in self.weights)
+        if extra is not None:
+            terms["extra"], _ = extra(view, targets)
+            loss = loss + terms["extra"]
+        if not torch.isfinite(loss):
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            raise FloatingPointError(f"{self.name}: non-finite generator loss ({values})")
+        return loss
 
     def balanced_targets(self, n: int) -> torch.Tensor:
         """``n`` class labels, as balanced as ``n`` allows, in a random order."""

@@ -199,13 +199,7 @@ class CMI(InversionHost):
                 if use_adv:
                     terms["adv"] = adversarial_disagreement(student(view), logits)
                 terms["cr"] = self.contrastive_loss(local_feature, global_feature, bank)
-                loss = sum(self.weights[k] * v for k, v in terms.items())
-                if extra is not None:
-                    terms["extra"], _ = extra(view, targets)
-                    loss = loss + terms["extra"]
-                if not torch.isfinite(loss):
-                    values = {k: float(v.detach()) for k, v in terms.items()}
-                    raise FloatingPointError(f"CMI: non-finite generator loss ({values})")
+                loss = self.generator_loss(terms, view, targets, extra)
                 if loss.item() < best_loss:
                     best_loss, best, best_feature = loss.item(), images.detach(), global_feature.detach()
                 opt.zero_grad(set_to_none=True)

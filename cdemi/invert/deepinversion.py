@@ -49,7 +49,6 @@ class DeepInversion(InversionHost):
         targets = self.balanced_targets(self.batch_size).to(device)
         x = torch.randn((self.batch_size, *self.spec.shape), generator=self.generator).to(device).requires_grad_(True)
         opt = torch.optim.Adam([x], lr=self.lr, betas=(0.5, 0.9))
-        w = self.weights
         terms: dict[str, torch.Tensor] = {}
         with self.bn_stats:
             for _ in range(self.iterations):
@@ -57,14 +56,9 @@ class DeepInversion(InversionHost):
                 logits = self.teacher(view)
                 terms = {"ce": F.cross_entropy(logits, targets), "bn": self.bn_stats.loss(),
                          "tv": total_variation(view), "l2": image_l2(view)}
-                if w["adv"] and student is not None:
+                if self.weights["adv"] and student is not None:
                     terms["adv"] = adversarial_disagreement(student(view), logits)
-                loss = sum(w[k] * v for k, v in terms.items())
-                if extra is not None:
-                    terms["extra"], _ = extra(view, targets)
-                    loss = loss + terms["extra"]
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"DeepInversion: non-finite loss ({ {k: float(v) for k, v in terms.items()} })")
+                loss = self.generator_loss(terms, view, targets, extra)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

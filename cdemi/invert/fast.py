@@ -73,12 +73,7 @@ class Fast(InversionHost):
                 terms = {"bn": self.bn_stats.loss(), "oh": F.cross_entropy(logits, targets)}
                 if use_adv:
                     terms["adv"] = adversarial_disagreement(student(view), logits)
-                loss = sum(self.weights[k] * v for k, v in terms.items())
-                if extra is not None:
-                    terms["extra"], _ = extra(view, targets)
-                    loss = loss + terms["extra"]
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"Fast: non-finite generator loss ({ {k: float(v) for k, v in terms.items()} })")
+                loss = self.generator_loss(terms, view, targets, extra)
                 if loss.item() < best_loss:
                     best_loss, best = loss.item(), images.detach()
                 opt.zero_grad(set_to_none=True)

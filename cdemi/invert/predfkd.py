@@ -157,13 +157,7 @@ class PREDFKD(InversionHost):
             images = self.image_generator(z)
             x = self.spec.normalise(images)
             terms, targets = self.loss_terms(x, student if use_adv else None)
-            loss = sum(w * terms[k] for k, w in self.weights.items() if k in terms)
-            if extra is not None:
-                terms["extra"], _ = extra(x, targets)
-                loss = loss + terms["extra"]
-            if not torch.isfinite(loss):
-                found = {k: float(v.detach()) for k, v in terms.items()}
-                raise FloatingPointError(f"PRE-DFKD: non-finite generator loss ({found})")
+            loss = self.generator_loss(terms, x, targets, extra)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
