@@ -34,7 +34,7 @@ def load_results(metrics_dir: str | Path, sets_dir: str | Path) -> pd.DataFrame:
         rows.append({"set": path.stem, "method": record["method"], "ipc": record["ipc"],
                      "accuracy_mean": metrics["accuracy_mean"], "accuracy_std": metrics["accuracy_std"],
                      "runs": len(metrics["accuracies"]), "iterations": record.get("params", {}).get("iterations"),
-                     "condense_seconds": record.get("wall_seconds", 0.0),
+                     "condense_seconds": record.get("wall_seconds", float("nan")),
                      "peak_memory_mb": record.get("peak_memory_mb", float("nan")),
                      "eval_seconds": metrics.get("eval_seconds", float("nan"))})
     if not rows:
