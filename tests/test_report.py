@@ -70,6 +70,9 @@ def test_save_table_writes_csv_markdown_and_latex(tmp_path):
     paths = save_table(table, tmp_path / "t", caption="A caption")
     assert [p.name for p in paths] == ["t.csv", "t.md", "t.tex"]
     assert pd.read_csv(paths[0], index_col=0).equals(table)
-    assert "| dsa_10  |          81.5  |" in paths[1].read_text().splitlines()[2]
+    md = paths[1].read_text().splitlines()
+    assert md[0].split("|")[1].strip() == "set" and "| dsa_10  |          81.5  |" in md[2]
+    two_levels = save_table(table.set_index(pd.Index([1, 10], name="IPC"), append=True), tmp_path / "u")
+    assert two_levels[1].read_text().splitlines()[0].replace(" ", "") == "|set|IPC|accuracy(%)|"
     tex = paths[2].read_text()
     assert "\\caption{A caption}" in tex and "dsa\\_10" in tex and "81.5" in tex

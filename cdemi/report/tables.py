@@ -11,12 +11,12 @@ from ..artifacts import atomic_write_bytes
 def save_table(table: pd.DataFrame, stem: str | Path, caption: str = "") -> list[Path]:
     """Write ``table`` to ``<stem>.csv``, ``<stem>.md`` and ``<stem>.tex`` atomically.
 
-    The index is written as the first column.  :returns: the three paths written.
+    The index is written as the first column(s), one per level.  :returns: the three paths written.
     """
     stem = Path(stem)
     texts = {
         "csv": table.to_csv(),
-        "md": table.to_markdown() + "\n",
+        "md": table.reset_index().to_markdown(index=False) + "\n",  # one column per index level
         "tex": table.to_latex(caption=caption or None, escape=True),
     }
     paths = []
