@@ -27,7 +27,7 @@ def _default() -> dict:
     (lambda d: d["train"]["teacher"].update(dataset="mnist"), "train.teacher.dataset", "allowed: cifar10"),
     (lambda d: d["train"]["teacher"].update(learning_rate=0.1), "train.teacher.learning_rate", "Extra inputs"),
     (lambda d: d["runtime"].update(device="tpu"), "runtime.device", "should match pattern"),
-    (lambda d: d["distill"]["fast_plain"].update(host="fsat"), "distill.fast_plain", "allowed: deepinversion"),
+    (lambda d: d["distill"]["fast_plain"].update(host="fsat"), "distill.fast_plain", "allowed: cmi, deepinversion"),
     (lambda d: d["distill"]["fast_plain"]["host_params"].update(gsteps=2), "distill.fast_plain",
      "host_params ['gsteps'] are not parameters of host 'fast'; allowed: adv, batch_size"),
     (lambda d: d["distill"]["kd_dm_ipc10"].update(transfer=None), "distill.kd_dm_ipc10", "a run needs an inversion host"),
