@@ -173,6 +173,31 @@ class StudentParams(_Section):
         return TrainRun._known_arch(v)
 
 
+class GuidanceParams(_Section):
+    """The feature-alignment module of a guided run (see :class:`cdemi.guidance.FeatureAlignment`).
+
+    :param weight: lambda_FA; :param layer: ``penultimate`` or a submodule path of the teacher;
+    :param conditional: projection-conditioned discriminator (False: unconditional);
+    :param loss: ``nonsaturating`` or ``hinge``; :param augment: DiffAugment before the teacher;
+    :param hidden: discriminator width; :param d_lr, d_betas, d_steps: its Adam and steps per
+    generator step; :param real_batch: condensed images per discriminator step.
+    """
+
+    weight: float = Field(1.0, ge=0, le=100)
+    layer: str = Field("penultimate", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$")
+    conditional: bool = True
+    loss: Literal["nonsaturating", "hinge"] = "nonsaturating"
+    augment: bool = True
+    hidden: int = Field(256, ge=1, le=65536)
+    d_lr: float = Field(2e-4, gt=0, le=1)
+    d_betas: list[float] = Field([0.5, 0.999], min_length=2, max_length=2)
+    d_steps: int = Field(1, ge=1, le=100)
+    real_batch: int = Field(128, ge=1, le=65536)
+
+
+VARIANTS = ("plain", "naive", "guided", "guided-uncond", "kd-only")
+
+
 class DistillRun(_Section):
     """One distillation run: a student distilled from ``teacher`` on synthetic images of an
     inversion ``host`` and/or a fixed ``transfer`` set (see :func:`cdemi.distill.distill`).
@@ -183,7 +208,17 @@ class DistillRun(_Section):
     :param teacher_arch: the architecture the teacher checkpoint must hold (None: any).
     :param transfer: path of a condensed set (or k-shot / random real subset) used as extra
         transfer data, or None.
-    :param variant: the name this run goes by in tables (``plain``, ``kd_condensed``, ...).
+    :param guidance: the feature-alignment module (None: no guidance).
+    :param variant: one of :data:`VARIANTS`, named in run records; None derives it, and a
+        given one must agree with the run: ``plain`` (host alone), ``naive`` (host + transfer
+        set in KD, the paper's "+CS"), ``guided`` / ``guided-uncond`` (host guided by the
+        transfer set with a conditional / unconditional discriminator, plus two-term KD;
+        ``guidance`` may be left out to take its defaults), ``kd-only`` (KD on the transfer
+        set alone).
+    :param diagnostics_reference: the condensed set the diagnostics measure synthetic features
+        against (None: the transfer set).
+    :param real_reference_per_class: real training images per class for the ground-truth
+        feature distance (0: none).
     Other fields as :class:`cdemi.distill.DistillSettings`.
     """
 
@@ -193,7 +228,10 @@ class DistillRun(_Section):
     host: Optional[str] = None
     host_params: dict[str, Union[bool, int, float, str]] = {}
     transfer: Optional[str] = None
-    variant: str = Field("plain", pattern=r"^[a-z][a-z0-9_-]*$")
+    guidance: Optional[GuidanceParams] = None
+    variant: Optional[Literal[VARIANTS]] = None
+    diagnostics_reference: Optional[str] = None
+    real_reference_per_class: int = Field(0, ge=0, le=10000)
     dataset: Optional[str] = None
     epochs: int = Field(20, ge=1, le=100000)
     kd_steps: int = Field(50, ge=1, le=100000)
@@ -217,7 +255,9 @@ class DistillRun(_Section):
                 raise ValueError("a run needs an inversion host, a transfer set, or both (host and transfer are null)")
             if self.host_params:
                 raise ValueError("host_params given without a host")
-            return self
+            if self.guidance is not None or self.variant in ("guided", "guided-uncond"):
+                raise ValueError("guidance steers an inversion host: set host, or drop guidance")
+            return self._settle_variant("kd-only")
         if self.host not in HOSTS:
             raise ValueError(f"unknown inversion host {self.host!r}; allowed: {', '.join(HOSTS.names())}")
         accepted = set(inspect.signature(HOSTS.get(self.host).__init__).parameters) - {"self", "teacher", "spec", "seed"}
@@ -225,6 +265,23 @@ class DistillRun(_Section):
         if unknown:
             raise ValueError(f"host_params {unknown} are not parameters of host {self.host!r}; "
                              f"allowed: {', '.join(sorted(accepted))}")
+        if self.guidance is None and self.variant in ("guided", "guided-uncond"):
+            object.__setattr__(self, "guidance", GuidanceParams(conditional=self.variant == "guided"))
+        if self.guidance is not None and self.transfer is None:
+            raise ValueError("guidance needs the condensed (or k-shot) set it aligns to: set transfer")
+        if self.transfer is None:
+            return self._settle_variant("plain")
+        if self.guidance is None:
+            return self._settle_variant("naive")
+        return self._settle_variant("guided" if self.guidance.conditional else "guided-uncond")
+
+    def _settle_variant(self, derived: str) -> "DistillRun":
+        if self.variant is None:
+            object.__setattr__(self, "variant", derived)
+        elif self.variant != derived:
+            raise ValueError(f"variant {self.variant!r} contradicts the run, which is {derived!r} (host {self.host}, "
+                             f"transfer {self.transfer}, guidance {'on' if self.guidance else 'off'}): "
+                             f"drop variant or change the run")
         return self
 
     @field_validator("dataset")

@@ -122,3 +122,55 @@ def test_distill_entry_refuses_a_teacher_of_another_architecture_before_any_work
     with pytest.raises(ArtifactError, match="has architecture 'resnet18', expected 'resnet34'"):
         distill_entry("r", run, prof.data, prof.runtime, tmp_path / "r.json", progress=False)
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.state").exists()
+
+
+def test_variants_are_derived_from_the_run_and_checked(digits_teacher, tmp_path):
+    from cdemi import params
+
+    cs = str(tmp_path / "cs.pt")
+    assert _entry(tmp_path, digits_teacher)[0].variant == "plain"
+    assert _entry(tmp_path, digits_teacher, transfer=cs)[0].variant == "naive"
+    guided = _entry(tmp_path, digits_teacher, transfer=cs, variant="guided")[0]
+    assert guided.guidance.conditional and guided.guidance.weight == 1.0 and guided.guidance.layer == "penultimate"
+    uncond = _entry(tmp_path, digits_teacher, transfer=cs, variant="guided-uncond")[0]
+    assert not uncond.guidance.conditional
+    ablation = _entry(tmp_path, digits_teacher, transfer=cs, guidance={"weight": 0.5, "augment": False, "layer": "layer3"})[0]
+    assert ablation.variant == "guided" and ablation.guidance.weight == 0.5
+    assert _entry(tmp_path, digits_teacher, transfer=cs, host=None, host_params={})[0].variant == "kd-only"
+    for overrides, message in (
+            ({"transfer": cs, "variant": "plain"}, "variant 'plain' contradicts the run, which is 'naive'"),
+            ({"variant": "guided"}, "guidance needs the condensed .* set it aligns to: set transfer"),
+            ({"transfer": cs, "variant": "guided", "guidance": {"conditional": False}},
+             "variant 'guided' contradicts the run, which is 'guided-uncond'"),
+            ({"transfer": cs, "host": None, "host_params": {}, "guidance": {}}, "guidance steers an inversion host"),
+            ({"transfer": cs, "guidance": {"loss": "wgan"}}, "distill.r.guidance.loss"),
+            ({"transfer": cs, "variant": "fancy"}, "distill.r.variant")):
+        with pytest.raises(params.ParamsError, match=message):
+            _entry(tmp_path, digits_teacher, **overrides)
+
+
+def test_a_guided_entry_records_guidance_and_diagnostics(digits_teacher, digits_train, tmp_path):
+    from cdemi.data.condensed import save_condensed
+    from cdemi.distill import distill_entry
+
+    save_condensed(tmp_path / "cs.pt", real_subset(digits_train, 2, seed=0))
+    run, prof = _entry(tmp_path, digits_teacher, transfer=str(tmp_path / "cs.pt"), variant="guided",
+                       real_reference_per_class=5)
+    rec = distill_entry("r", run, prof.data, prof.runtime, tmp_path / "r.json", progress=False)
+    assert rec["variant"] == "guided" and rec["config"]["guidance"]["conditional"] is True
+    assert set(rec["diagnostics_mean"]) == {"d_loss", "d_acc_real", "d_acc_fake", "l_fa", "teacher_accuracy",
+                                            "distance_condensed", "distance_real"}
+    assert rec["reference_distances"]["condensed_to_real"] > 0 and rec["diagnostics_reference"] == rec["transfer"]
+    assert all(0 <= r["guidance"]["d_acc_real"] <= 1 for r in rec["curve"])
+
+
+def test_a_guided_entry_refuses_a_condensed_set_of_another_resolution(digits_teacher, tmp_path):
+    from cdemi.data.condensed import CondensedSet, save_condensed
+    from cdemi.distill import distill_entry
+
+    wrong = CondensedSet(torch.rand(10, 1, 28, 28), torch.arange(10), "fashion_mnist", "dm", 1)
+    save_condensed(tmp_path / "fm.pt", wrong)
+    run, prof = _entry(tmp_path, digits_teacher, transfer=str(tmp_path / "fm.pt"), variant="guided")
+    with pytest.raises(Exception, match="fashion_mnist"):
+        distill_entry("r", run, prof.data, prof.runtime, tmp_path / "r.json", progress=False)
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.state").exists()

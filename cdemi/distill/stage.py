@@ -18,6 +18,8 @@ from .. import models
 from .. import runtime as rt
 from ..artifacts import atomic_write_json
 from ..data.condensed import load_condensed
+from ..data.subsets import real_subset
+from ..guidance import PENULTIMATE, FeatureAlignment, FeatureDiagnostics
 from ..invert import HOSTS
 from ..models.checkpoint import load_classifier
 from .loop import DistillSettings, distill
@@ -28,6 +30,20 @@ RECORD_FORMAT = "cdemi-run-v1"
 def config_hash(run) -> str:
     """SHA-256 (16 hex digits) of a run's validated configuration."""
     return hashlib.sha256(json.dumps(run.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _set_record(cs) -> dict:
+    return {"sha256": cs.meta["sha256"], "method": cs.method, "ipc": cs.ipc}
+
+
+def epoch_means(curve: list[dict]) -> dict[str, float]:
+    """Mean over epochs of every number under ``guidance`` and ``diagnostics`` in the rows."""
+    sums: dict[str, list[float]] = {}
+    for row in curve:
+        for group in ("guidance", "diagnostics"):
+            for k, v in row.get(group, {}).items():
+                sums.setdefault(k, []).append(v)
+    return {k: sum(v) / len(v) for k, v in sorted(sums.items())}
 
 
 def settings_of(run) -> DistillSettings:
@@ -42,8 +58,10 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     """Execute one ``distill`` entry and write its run record atomically.
 
     Checked before any computation: the dataset loads; the teacher checkpoint verifies
-    and matches the dataset and class count; the transfer set verifies and matches the
-    dataset and image shape.  The resume state goes to ``state_path`` (default:
+    and matches the dataset and class count; the transfer set (and the diagnostics
+    reference) verifies and matches the dataset and image shape; a guided run's condensed
+    set covers the teacher's classes.  Every host run records the diagnostics of
+    :mod:`cdemi.guidance.diagnostics` per epoch.  The resume state goes to ``state_path`` (default:
     ``<record>.state``) after every epoch.
 
     :param run: :class:`cdemi.params.DistillRun`; :param data, runtime: the profile's sections.
@@ -55,24 +73,50 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     spec = test.spec
     teacher, teacher_record = load_classifier(run.teacher, arch=run.teacher_arch, dataset=dataset,
                                                  num_classes=spec.num_classes)
-    transfer, transfer_record = None, None
+    cs, transfer_record = None, None
     if run.transfer:
         cs = load_condensed(run.transfer, dataset=dataset, shape=spec.shape)
-        transfer, transfer_record = cs.images, {"sha256": cs.meta["sha256"], "method": cs.method, "ipc": cs.ipc}
+        transfer_record = _set_record(cs)
+    reference, reference_record = cs, transfer_record
+    if run.diagnostics_reference:
+        reference = load_condensed(run.diagnostics_reference, dataset=dataset, shape=spec.shape)
+        reference_record = _set_record(reference)
+    real = None
+    if run.real_reference_per_class:
+        real = real_subset(datasets.load(dataset, "train", data.root), run.real_reference_per_class, seed=0)
     rt.configure(runtime.threads, run.seed)
     student = models.build(run.student.arch, num_classes=spec.num_classes, in_channels=spec.channels,
                            width=run.student.width).to(device)
     teacher = teacher.to(device)
+    if runtime.channels_last:  # before the host and the guidance copy the teacher
+        teacher = teacher.to(memory_format=torch.channels_last)
     host = HOSTS.get(run.host)(teacher, spec, seed=run.seed, **run.host_params) if run.host else None
+    guidance = None
+    if run.guidance is not None:
+        g = run.guidance
+        guidance = FeatureAlignment(teacher, cs.images, cs.labels, spec, weight=g.weight, layer=g.layer,
+                                    conditional=g.conditional, loss=g.loss, augment=g.augment, hidden=g.hidden,
+                                    d_lr=g.d_lr, d_betas=tuple(g.d_betas), d_steps=g.d_steps,
+                                    real_batch=g.real_batch, seed=run.seed)
+    diagnostics = None
+    if host is not None:
+        diagnostics = FeatureDiagnostics(
+            teacher, spec, run.guidance.layer if run.guidance else PENULTIMATE,
+            condensed=(reference.images, reference.labels) if reference is not None else None,
+            real=(real.images, real.labels) if real is not None else None)
     record_path = Path(record_path)
-    result = distill(teacher, student, test, settings_of(run), host=host, transfer=transfer,
-                     state_path=state_path or record_path.with_suffix(".state"), progress=progress)
+    result = distill(teacher, student, test, settings_of(run), host=host,
+                     transfer=cs.images if cs is not None else None, guidance=guidance, diagnostics=diagnostics,
+                     state_path=state_path or record_path.with_suffix(".state"),
+                     channels_last=runtime.channels_last, progress=progress)
     record = {
         "format": RECORD_FORMAT, "name": name, "host": run.host or "none", "variant": run.variant,
         "dataset": dataset, "teacher": teacher_record["arch"], "student": run.student.arch,
         "config": run.model_dump(), "config_hash": config_hash(run), "seed": run.seed,
         "teacher_sha256": teacher_record["sha256"], "teacher_accuracy": teacher_record.get("test_accuracy"),
-        "transfer": transfer_record, "threads": runtime.threads, "device": str(device),
+        "transfer": transfer_record, "diagnostics_reference": reference_record,
+        "reference_distances": diagnostics.reference if diagnostics is not None else {},
+        "diagnostics_mean": epoch_means(result["curve"]), "threads": runtime.threads, "device": str(device),
         "torch_version": torch.__version__, **result,
     }
     atomic_write_json(record_path, record)

@@ -1,0 +1,81 @@
+"""Tables of distillation runs built from their run records (``results/distill/*.json``).
+
+The variant table puts each host's ``plain``, ``naive`` and ``guided`` runs side by side
+with the differences the paper's claims 1 and 2 are about; the diagnostics table shows
+what explains them (the teacher on its own inversions, feature distances to the
+condensed and real images, the discriminator's accuracy).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+HOST_ORDER = ["deepinversion", "fast", "cmi", "predfkd", "none"]
+VARIANT_ORDER = ["plain", "naive", "guided", "guided-uncond", "kd-only"]
+DIAGNOSTICS = {"teacher_accuracy": "teacher on own images (%)", "distance_condensed": "distance to condensed",
+               "distance_real": "distance to real", "d_acc_real": "D acc. condensed", "d_acc_fake": "D acc. synthetic",
+               "l_fa": "L_FA"}
+
+
+def load_records(records_dir: str | Path) -> pd.DataFrame:
+    """One row per run record: ``name, host, variant, transfer, seed, final, best, synthesis_min,
+    kd_min, images, peak_memory_mb`` plus the epoch means of the diagnostics, and ``curve``
+    (the per-epoch rows).
+
+    :raises FileNotFoundError: no record under ``records_dir``.
+    :raises ValueError: a file that is not a run record (names the file).
+    """
+    rows = []
+    for path in sorted(Path(records_dir).glob("*.json")):
+        rec = json.loads(path.read_text())
+        if rec.get("format") != "cdemi-run-v1":
+            raise ValueError(f"{path} is not a run record (format {rec.get('format')!r}, expected 'cdemi-run-v1')")
+        transfer = rec.get("transfer") or {}
+        rows.append({"name": rec["name"], "host": rec["host"], "variant": rec["variant"],
+                     "transfer": f"{transfer['method']} IPC {transfer['ipc']}" if transfer else "",
+                     "seed": rec["seed"], "final": rec["final_accuracy"], "best": rec["best_accuracy"],
+                     "synthesis_min": rec["synthesis_seconds"] / 60, "kd_min": rec["kd_seconds"] / 60,
+                     "images": rec["images_synthesised"], "peak_memory_mb": rec["peak_memory_mb"],
+                     **rec.get("diagnostics_mean", {}), "curve": rec["curve"]})
+    if not rows:
+        raise FileNotFoundError(f"no run records under {records_dir}: run the distill stages first")
+    table = pd.DataFrame(rows)
+    return table.sort_values(["host", "variant"], key=lambda s: s.map(
+        {v: i for i, v in enumerate(HOST_ORDER if s.name == "host" else VARIANT_ORDER)}).fillna(99), ignore_index=True)
+
+
+def variant_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Final test accuracy (%) per host (rows) and variant (columns), with ``guided - plain`` and
+    ``guided - naive`` in points, and the KD-only reference as its own row.  A variant a host
+    lacks is left empty; several seeds are averaged."""
+    acc = records.pivot_table(index="host", columns="variant", values="final", aggfunc="mean")
+    acc = acc.reindex(index=[h for h in HOST_ORDER if h in acc.index],
+                      columns=[v for v in VARIANT_ORDER if v in acc.columns])
+    for other in ("plain", "naive"):
+        if "guided" in acc and other in acc:
+            acc[f"guided − {other}"] = acc["guided"] - acc[other]
+    acc.index.name = "host"
+    return acc.round(2)
+
+
+def diagnostics_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Epoch means of the diagnostics per (host, variant), with the final accuracy and the
+    synthesis minutes; runs without synthesis (KD only) are left out."""
+    cols = [c for c in DIAGNOSTICS if c in records.columns]
+    hosts = records[records["host"] != "none"]
+    table = hosts.set_index(["host", "variant"])[["final", "synthesis_min", *cols]]
+    return table.rename(columns={"final": "final (%)", "synthesis_min": "synthesis (min)", **DIAGNOSTICS}).round(3)
+
+
+def curves(records: pd.DataFrame) -> pd.DataFrame:
+    """Long table of the per-epoch numbers: ``host, variant, epoch, test_accuracy`` and every
+    diagnostics and discriminator number present."""
+    rows = []
+    for r in records.itertuples():
+        for row in r.curve:
+            rows.append({"host": r.host, "variant": r.variant, "epoch": row["epoch"],
+                         "test_accuracy": row["test_accuracy"], **row.get("guidance", {}),
+                         **row.get("diagnostics", {})})
+    return pd.DataFrame(rows)
