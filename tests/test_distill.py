@@ -174,3 +174,16 @@ def test_a_guided_entry_refuses_a_condensed_set_of_another_resolution(digits_tea
     with pytest.raises(Exception, match="fashion_mnist"):
         distill_entry("r", run, prof.data, prof.runtime, tmp_path / "r.json", progress=False)
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.state").exists()
+
+
+def test_a_saved_state_of_another_run_configuration_is_set_aside(digits_teacher, digits_train, digits_test, tmp_path):
+    def run(digest):
+        host = DeepInversion(digits_teacher, digits_train.spec, batch_size=8, iterations=2, seed=0)
+        return distill(digits_teacher, tiny_model(width=0.125), digits_test, FAST, host=host,
+                       state_path=tmp_path / "d.state", run_digest=digest, progress=False)
+
+    first = run("host-params-a")
+    again = run("host-params-b")  # same loop settings, other host parameters: must not resume
+    assert (tmp_path / "d.stale").exists()
+    assert again["synthesis_seconds"] > 0 and [r["test_accuracy"] for r in again["curve"]] == \
+        [r["test_accuracy"] for r in first["curve"]]

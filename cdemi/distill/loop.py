@@ -59,7 +59,8 @@ class DistillSettings:
 def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, settings: DistillSettings, *,
             host: Optional[InversionHost] = None, transfer: Optional[torch.Tensor] = None,
             guidance: Optional[FeatureAlignment] = None, diagnostics: Optional[FeatureDiagnostics] = None,
-            state_path: str | Path | None = None, channels_last: bool = False, progress: bool = True) -> dict:
+            state_path: str | Path | None = None, run_digest: str = "", channels_last: bool = False,
+            progress: bool = True) -> dict:
     """Distil ``student`` from ``teacher``; :returns: the run's numbers (curve, costs, accuracies).
 
     :param transfer: extra transfer images, float (N, C, H, W) on the pixel scale (the
@@ -69,6 +70,9 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
         each epoch's row gets its discriminator numbers under ``guidance``.
     :param diagnostics: measures each synthesised batch (teacher accuracy, feature distances);
         each epoch's row gets them under ``diagnostics``.
+    :param run_digest: identifies everything else the run depends on (host and its
+        parameters, guidance, transfer set, teacher); a saved state resumes only when both
+        it and the loop settings match, otherwise it is set aside as ``.stale``.
     :param channels_last: NHWC layout for teacher, student and their inputs (about 1.7x
         faster KD on the CPU here); the numbers differ from NCHW by rounding only.
     """
@@ -100,9 +104,10 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
     curve: list[dict] = []
     start = 0
     state_path = Path(state_path) if state_path else None
+    resume_key = f"{settings.digest()}:{run_digest}:{'nhwc' if channels_last else 'nchw'}"
     if state_path and state_path.exists():
         state = safe_torch_load(state_path, "distillation state")
-        if state.get("settings") == settings.digest():
+        if state.get("settings") == resume_key:
             student.load_state_dict(state["student"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
@@ -160,7 +165,7 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
         if state_path:
             atomic_torch_save(state_path, {
                 "student": student.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "pool": pool.state_dict(), "generator": gen.get_state(), "settings": settings.digest(),
+                "pool": pool.state_dict(), "generator": gen.get_state(), "settings": resume_key,
                 "host": host.state_dict() if host is not None else None,
                 "guidance": guidance.state_dict() if guidance is not None else None, "curve": json.dumps(curve)})
     accs = [r["test_accuracy"] for r in curve]

@@ -108,6 +108,7 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     result = distill(teacher, student, test, settings_of(run), host=host,
                      transfer=cs.images if cs is not None else None, guidance=guidance, diagnostics=diagnostics,
                      state_path=state_path or record_path.with_suffix(".state"),
+                     run_digest=f"{config_hash(run)}:{teacher_record['sha256']}:{(transfer_record or {}).get('sha256')}",
                      channels_last=runtime.channels_last, progress=progress)
     record = {
         "format": RECORD_FORMAT, "name": name, "host": run.host or "none", "variant": run.variant,
