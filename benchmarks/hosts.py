@@ -5,7 +5,8 @@ Run from the repository root (``make bench``)::
     python benchmarks/hosts.py                      # every host run of params.yaml's distill section
     python benchmarks/hosts.py --runs fast_plain    # one run
 
-For each run it builds the profile's teacher, student and host exactly as the pipeline does,
+For each run it builds the profile's teacher, student, host and guidance (guided variants)
+exactly as the pipeline does, in the profile's memory layout,
 and prints one row: synthesised images per second; the ratio of one synthesis step to one
 teacher forward + backward on a batch of the same size (the floor is about 1: a synthesis
 step needs at least that pass); KD images per second (teacher forward + student forward and
@@ -38,7 +39,8 @@ def measure(name: str, params_file: str, syntheses: int, kd_steps: int) -> dict:
     from cdemi import data as datasets
     from cdemi import models, params
     from cdemi import runtime as rt
-    from cdemi.distill.stage import settings_of
+    from cdemi.data.condensed import load_condensed
+    from cdemi.distill.stage import build_guidance, settings_of
     from cdemi.invert import HOSTS
     from cdemi.losses import kd_kl
     from cdemi.models.checkpoint import load_classifier
@@ -52,15 +54,19 @@ def measure(name: str, params_file: str, syntheses: int, kd_steps: int) -> dict:
     rt.configure(profile.runtime.threads, run.seed)
     student = models.build(run.student.arch, num_classes=spec.num_classes, in_channels=spec.channels,
                            width=run.student.width)
+    layout = torch.channels_last if profile.runtime.channels_last else torch.contiguous_format
+    teacher, student = teacher.to(memory_format=layout), student.to(memory_format=layout)
     host = HOSTS.get(run.host)(teacher, spec, seed=run.seed, **run.host_params)
-    batch = host.synthesize(student)  # warm-up: first-call allocations
+    guidance = build_guidance(run, teacher, load_condensed(run.transfer, dataset=spec.name) if run.guidance else None,
+                              spec)
+    batch = host.synthesize(student, guidance)  # warm-up: first-call allocations
     n_images = len(batch.targets)
     start = time.perf_counter()
     for _ in range(syntheses):
-        batch = host.synthesize(student)
+        batch = host.synthesize(student, guidance)
     synth = (time.perf_counter() - start) / syntheses
     per_step = synth / max(1, batch.steps)
-    x = torch.randn((host.batch_size, *spec.shape), requires_grad=True)
+    x = torch.randn((host.batch_size, *spec.shape)).contiguous(memory_format=layout).requires_grad_(True)
 
     def teacher_pass():
         teacher(x).sum().backward()
@@ -68,7 +74,7 @@ def measure(name: str, params_file: str, syntheses: int, kd_steps: int) -> dict:
     teacher_seconds = _seconds(teacher_pass, 3)
     settings = settings_of(run)
     opt = torch.optim.SGD(student.parameters(), lr=settings.lr, momentum=settings.momentum)
-    kd_x = torch.rand((settings.batch_size, *spec.shape))
+    kd_x = torch.rand((settings.batch_size, *spec.shape)).contiguous(memory_format=layout)
 
     def kd_step():
         with torch.no_grad():
@@ -79,7 +85,7 @@ def measure(name: str, params_file: str, syntheses: int, kd_steps: int) -> dict:
         opt.step()
 
     kd_seconds = _seconds(kd_step, kd_steps)
-    return {"run": name, "host": run.host, "images_per_synthesis": n_images, "steps_per_synthesis": batch.steps,
+    return {"run": name, "host": run.host, "variant": run.variant, "images_per_synthesis": n_images, "steps_per_synthesis": batch.steps,
             "synthesis_img_per_s": round(n_images / synth, 1),
             "step_over_teacher_pass": round(per_step / teacher_seconds, 2),
             "kd_img_per_s": round(settings.batch_size / kd_seconds, 1),

@@ -290,6 +290,18 @@ class DistillRun(_Section):
         return DataParams._known_dataset(v) if v is not None else v
 
 
+class ClaimsParams(_Section):
+    """How the claims report reads the records (see :mod:`cdemi.report.claims`).
+
+    :param headline_method, headline_ipc: the condensed set of the main table.
+    :param single_seed_noise: points below which a single-seed difference is no finding.
+    """
+
+    headline_method: Literal["dm", "dsa", "mtt", "random_real"] = "dm"
+    headline_ipc: int = Field(10, ge=1, le=1000)
+    single_seed_noise: float = Field(2.0, ge=0, le=100)
+
+
 class Profile(_Section):
     """A whole profile file.
 
@@ -298,7 +310,8 @@ class Profile(_Section):
     ``teacher`` on the whole training set; ``condense``: set name -> a condensation run
     (:class:`DMRun`, :class:`DSARun`, :class:`MTTRun`, :class:`RealRun` by ``method``);
     ``evaluate_condensed``: how condensed sets are evaluated; ``distill``: run name ->
-    :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set).
+    :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set);
+    ``claims``: :class:`ClaimsParams`.
     """
 
     profile: Literal["default", "paper", "smoke"]
@@ -309,6 +322,7 @@ class Profile(_Section):
     condense: dict[str, CondenseRun] = {}
     evaluate_condensed: EvaluateCondensed = EvaluateCondensed()
     distill: dict[str, DistillRun] = {}
+    claims: ClaimsParams = ClaimsParams()
 
     @model_validator(mode="after")
     def _teachers(self) -> "Profile":

@@ -66,3 +66,26 @@ def test_condensed_set_is_what_its_entry_and_metrics_say(name):
 def test_dsa_at_ipc_10_reaches_the_profile_target():
     metrics = json.loads((ROOT / "results/condense/dsa_ipc10.json").read_text())
     assert metrics["accuracy_mean"] >= 80.0
+
+
+@pytest.mark.parametrize("name", sorted(PROFILE.distill))
+def test_distill_record_is_what_its_entry_says(name):
+    from cdemi.distill.stage import config_hash
+
+    run = PROFILE.distill[name]
+    rec = json.loads((ROOT / "results/distill" / f"{name}.json").read_text())
+    assert rec["format"] == "cdemi-run-v1" and rec["name"] == name and rec["variant"] == run.variant
+    assert rec["config"] == run.model_dump() and rec["config_hash"] == config_hash(run)  # today's parameters
+    teacher = json.loads((ROOT / run.teacher).with_suffix(".json").read_text())
+    assert rec["teacher_sha256"] == teacher["sha256"]
+    if run.transfer:
+        assert rec["transfer"]["sha256"] == json.loads((ROOT / run.transfer).with_suffix(".json").read_text())["sha256"]
+    accs = [r["test_accuracy"] for r in rec["curve"]]
+    assert len(accs) == run.epochs and rec["final_accuracy"] == accs[-1] and rec["best_accuracy"] == max(accs)
+    if run.host:  # every host run carries its diagnostics, and a guided one its discriminator numbers
+        assert all("teacher_accuracy" in r["diagnostics"] for r in rec["curve"])
+        assert all(("guidance" in r) == (run.guidance is not None) for r in rec["curve"])
+
+
+def test_no_run_record_outlives_its_entry():
+    assert {p.stem for p in (ROOT / "results/distill").glob("*.json")} == set(PROFILE.distill)

@@ -149,15 +149,17 @@ def test_variants_are_derived_from_the_run_and_checked(digits_teacher, tmp_path)
             _entry(tmp_path, digits_teacher, **overrides)
 
 
-def test_a_guided_entry_records_guidance_and_diagnostics(digits_teacher, digits_train, tmp_path):
+def test_a_guided_few_shot_entry_records_guidance_and_diagnostics(digits_teacher, digits_train, tmp_path):
+    """Few-shot: k real images per class (a k-shot set) stand where the condensed set stood."""
     from cdemi.data.condensed import save_condensed
     from cdemi.distill import distill_entry
 
-    save_condensed(tmp_path / "cs.pt", real_subset(digits_train, 2, seed=0))
+    save_condensed(tmp_path / "cs.pt", real_subset(digits_train, 2, seed=0, method="kshot"))
     run, prof = _entry(tmp_path, digits_teacher, transfer=str(tmp_path / "cs.pt"), variant="guided",
                        real_reference_per_class=5)
     rec = distill_entry("r", run, prof.data, prof.runtime, tmp_path / "r.json", progress=False)
     assert rec["variant"] == "guided" and rec["config"]["guidance"]["conditional"] is True
+    assert rec["transfer"]["method"] == "kshot" and rec["transfer"]["ipc"] == 2
     assert set(rec["diagnostics_mean"]) == {"d_loss", "d_acc_real", "d_acc_fake", "l_fa", "teacher_accuracy",
                                             "distance_condensed", "distance_real"}
     assert rec["reference_distances"]["condensed_to_real"] > 0 and rec["diagnostics_reference"] == rec["transfer"]

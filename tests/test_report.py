@@ -76,3 +76,45 @@ def test_save_table_writes_csv_markdown_and_latex(tmp_path):
     assert two_levels[1].read_text().splitlines()[0].replace(" ", "") == "|set|IPC|accuracy(%)|"
     tex = paths[2].read_text()
     assert "\\caption{A caption}" in tex and "dsa\\_10" in tex and "81.5" in tex
+
+
+def _run_record(name, host, variant, final, guidance=None, diagnostics=None):
+    curve = [{"epoch": 1, "test_accuracy": final - 1, "guidance": {"d_acc_real": 0.6} if guidance is not None else {},
+              "diagnostics": diagnostics or {}},
+             {"epoch": 2, "test_accuracy": final, "diagnostics": diagnostics or {}}]
+    return {"format": "cdemi-run-v1", "name": name, "host": host, "variant": variant, "seed": 0,
+            "config": {"guidance": guidance}, "transfer": {"method": "dm", "ipc": 10} if variant != "plain" else None,
+            "final_accuracy": final, "best_accuracy": final, "synthesis_seconds": 60.0, "kd_seconds": 120.0,
+            "images_synthesised": 256, "peak_memory_mb": 900.0, "curve": curve,
+            "diagnostics_mean": {"teacher_accuracy": 90.0, **({"d_acc_real": 0.6} if guidance is not None else {})}}
+
+
+def test_variant_table_compares_guided_with_plain_and_naive(tmp_path):
+    from cdemi.params import GuidanceParams
+    from cdemi.report import distill as report
+
+    default = GuidanceParams().model_dump()
+    for rec in (_run_record("fast_plain", "fast", "plain", 40.0), _run_record("fast_naive", "fast", "naive", 60.0),
+                _run_record("fast_guided", "fast", "guided", 65.5, default),
+                _run_record("fast_guided_hinge", "fast", "guided", 50.0, {**default, "loss": "hinge"}),
+                _run_record("kd", "none", "kd-only", 58.0)):
+        _write(tmp_path, rec["name"], rec)
+    records = report.load_records(tmp_path)
+    table = report.variant_table(records)
+    assert list(table.columns) == ["plain", "naive", "guided", "guided[loss=hinge]", "kd-only", "guided − plain",
+                                   "guided − naive"]
+    assert table.loc["fast", "guided − plain"] == 25.5 and table.loc["fast", "guided − naive"] == 5.5
+    assert table.loc["none", "kd-only"] == 58.0 and pd.isna(table.loc["none", "guided"])
+    diag = report.diagnostics_table(records)
+    assert "none" not in diag.index.get_level_values("host") and diag.loc[("fast", "guided"), "D acc. condensed"] == 0.6
+    assert set(report.curves(records)["epoch"]) == {1, 2}
+
+
+def test_run_records_refuse_other_files(tmp_path):
+    from cdemi.report import distill as report
+
+    with pytest.raises(FileNotFoundError, match="no run records under"):
+        report.load_records(tmp_path)
+    _write(tmp_path, "x", {"format": "something-else"})
+    with pytest.raises(ValueError, match="x.json is not a run record"):
+        report.load_records(tmp_path)

@@ -46,6 +46,17 @@ def epoch_means(curve: list[dict]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in sorted(sums.items())}
 
 
+def build_guidance(run, teacher: torch.nn.Module, condensed, spec) -> FeatureAlignment | None:
+    """The run's :class:`FeatureAlignment` toward ``condensed`` (a :class:`CondensedSet`), or None
+    when the run has no guidance."""
+    g = run.guidance
+    if g is None:
+        return None
+    return FeatureAlignment(teacher, condensed.images, condensed.labels, spec, weight=g.weight, layer=g.layer,
+                            conditional=g.conditional, loss=g.loss, augment=g.augment, hidden=g.hidden, d_lr=g.d_lr,
+                            d_betas=tuple(g.d_betas), d_steps=g.d_steps, real_batch=g.real_batch, seed=run.seed)
+
+
 def settings_of(run) -> DistillSettings:
     """The loop settings of a :class:`cdemi.params.DistillRun`."""
     return DistillSettings(epochs=run.epochs, kd_steps=run.kd_steps, batch_size=run.batch_size, lr=run.lr,
@@ -91,13 +102,7 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     if runtime.channels_last:  # before the host and the guidance copy the teacher
         teacher = teacher.to(memory_format=torch.channels_last)
     host = HOSTS.get(run.host)(teacher, spec, seed=run.seed, **run.host_params) if run.host else None
-    guidance = None
-    if run.guidance is not None:
-        g = run.guidance
-        guidance = FeatureAlignment(teacher, cs.images, cs.labels, spec, weight=g.weight, layer=g.layer,
-                                    conditional=g.conditional, loss=g.loss, augment=g.augment, hidden=g.hidden,
-                                    d_lr=g.d_lr, d_betas=tuple(g.d_betas), d_steps=g.d_steps,
-                                    real_batch=g.real_batch, seed=run.seed)
+    guidance = build_guidance(run, teacher, cs, spec)
     diagnostics = None
     if host is not None:
         diagnostics = FeatureDiagnostics(

@@ -19,8 +19,22 @@ DIAGNOSTICS = {"teacher_accuracy": "teacher on own images (%)", "distance_conden
                "l_fa": "L_FA"}
 
 
+def variant_label(record: dict) -> str:
+    """The record's variant, with every guidance setting that differs from the defaults in
+    brackets (``guided[loss=hinge, weight=2.0]``), so ablation runs get their own column."""
+    from ..params import GuidanceParams
+
+    guidance = (record.get("config") or {}).get("guidance")
+    if not guidance:
+        return record["variant"]
+    defaults = GuidanceParams().model_dump()
+    changed = [f"{k}={v}" for k, v in sorted(guidance.items()) if k != "conditional" and defaults.get(k) != v]
+    return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
+
+
 def load_records(records_dir: str | Path) -> pd.DataFrame:
-    """One row per run record: ``name, host, variant, transfer, seed, final, best, synthesis_min,
+    """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``teacher,
+    student, transfer, transfer_method, transfer_ipc, seed, final, best, synthesis_min,
     kd_min, images, peak_memory_mb`` plus the epoch means of the diagnostics, and ``curve``
     (the per-epoch rows).
 
@@ -33,8 +47,10 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
         if rec.get("format") != "cdemi-run-v1":
             raise ValueError(f"{path} is not a run record (format {rec.get('format')!r}, expected 'cdemi-run-v1')")
         transfer = rec.get("transfer") or {}
-        rows.append({"name": rec["name"], "host": rec["host"], "variant": rec["variant"],
+        rows.append({"name": rec["name"], "host": rec["host"], "variant": variant_label(rec),
+                     "teacher": rec.get("teacher", ""), "student": rec.get("student", ""),
                      "transfer": f"{transfer['method']} IPC {transfer['ipc']}" if transfer else "",
+                     "transfer_method": transfer.get("method", ""), "transfer_ipc": transfer.get("ipc", 0),
                      "seed": rec["seed"], "final": rec["final_accuracy"], "best": rec["best_accuracy"],
                      "synthesis_min": rec["synthesis_seconds"] / 60, "kd_min": rec["kd_seconds"] / 60,
                      "images": rec["images_synthesised"], "peak_memory_mb": rec["peak_memory_mb"],
@@ -47,12 +63,14 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
 
 
 def variant_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Final test accuracy (%) per host (rows) and variant (columns), with ``guided - plain`` and
-    ``guided - naive`` in points, and the KD-only reference as its own row.  A variant a host
-    lacks is left empty; several seeds are averaged."""
+    """Final test accuracy (%) per host (rows) and variant (columns, ablation settings apart),
+    with ``guided - plain`` and ``guided - naive`` in points (default guidance), and the
+    KD-only reference as its own row.  A variant a host lacks is left empty; several seeds
+    are averaged."""
     acc = records.pivot_table(index="host", columns="variant", values="final", aggfunc="mean")
+    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
     acc = acc.reindex(index=[h for h in HOST_ORDER if h in acc.index],
-                      columns=[v for v in VARIANT_ORDER if v in acc.columns])
+                      columns=sorted(acc.columns, key=lambda v: (rank.get(v.split("[")[0], 99), v)))
     for other in ("plain", "naive"):
         if "guided" in acc and other in acc:
             acc[f"guided − {other}"] = acc["guided"] - acc[other]
