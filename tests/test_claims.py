@@ -51,7 +51,8 @@ def test_claims_on_a_main_table_only():
     rows += _rows("none", "kd-only", [69], method="dm", ipc=10)
     out = {r["claim"]: r for r in claims.evaluate_claims(pd.DataFrame(rows), DM10)}
     assert out[1]["verdict"] == "holds" and out[2]["verdict"] == "holds"
-    assert out[3]["verdict"] == "inconclusive"  # fast 66 vs 69 (-3) does not hold, cmi +1 is below the noise
+    assert out[3]["verdict"] == "does not hold"  # fast 66 vs 69 (-3) does not hold, cmi +1 is below the noise
+    assert {g["host"]: g["d"] for g in out[3]["evidence"][0]["groups"]} == {"fast": -3.0, "cmi": 1.0}
     assert out[8]["verdict"] == "holds"  # hetero gains 26 and 10 vs homo gains 3 and 3
     for number in (4, 5, 6):
         assert out[number]["verdict"] == "inconclusive"

@@ -106,7 +106,8 @@ def test_variant_table_compares_guided_with_plain_and_naive(tmp_path):
     assert table.loc["fast", "guided − plain"] == 25.5 and table.loc["fast", "guided − naive"] == 5.5
     assert table.loc["none", "kd-only"] == 58.0 and pd.isna(table.loc["none", "guided"])
     diag = report.diagnostics_table(records)
-    assert "none" not in diag.index.get_level_values("host") and diag.loc[("fast", "guided"), "D acc. condensed"] == 0.6
+    assert "none" not in diag.index.get_level_values("host") and diag.loc[("fast", "guided", 0), "D acc. condensed"] == 0.6
+    assert report.seed_counts(records).loc["fast", "guided"] == 1
     assert set(report.curves(records)["epoch"]) == {1, 2}
 
 

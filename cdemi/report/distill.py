@@ -78,12 +78,20 @@ def variant_table(records: pd.DataFrame) -> pd.DataFrame:
     return acc.round(2)
 
 
+def seed_counts(records: pd.DataFrame) -> pd.DataFrame:
+    """How many seeds each cell of :func:`variant_table` averages (host x variant)."""
+    counts = records.pivot_table(index="host", columns="variant", values="seed", aggfunc="count")
+    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    return counts.reindex(index=[h for h in HOST_ORDER if h in counts.index],
+                          columns=sorted(counts.columns, key=lambda v: (rank.get(v.split("[")[0], 99), v))).fillna(0).astype(int)
+
+
 def diagnostics_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Epoch means of the diagnostics per (host, variant), with the final accuracy and the
-    synthesis minutes; runs without synthesis (KD only) are left out."""
+    """Epoch means of the diagnostics per run (host, variant, seed), with the final accuracy
+    and the synthesis minutes; runs without synthesis (KD only) are left out."""
     cols = [c for c in DIAGNOSTICS if c in records.columns]
     hosts = records[records["host"] != "none"]
-    table = hosts.set_index(["host", "variant"])[["final", "synthesis_min", *cols]]
+    table = hosts.set_index(["host", "variant", "seed"])[["final", "synthesis_min", *cols]]
     return table.rename(columns={"final": "final (%)", "synthesis_min": "synthesis (min)", **DIAGNOSTICS}).round(3)
 
 
