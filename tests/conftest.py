@@ -102,6 +102,20 @@ def fake_tiny_imagenet(tmp_path):
     return tmp_path, wnids
 
 
+def interrupt_synthesis(host, at_call: int) -> None:
+    """Make ``host.synthesize`` raise KeyboardInterrupt on its ``at_call``-th call (1-based),
+    as an interruption in the middle of a distillation run would."""
+    real, calls = host.synthesize, {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == at_call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    host.synthesize = dying
+
+
 def tiny_model(arch: str = "resnet18", in_channels: int = 1, width: float = 0.125):
     from cdemi import models
 

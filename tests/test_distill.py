@@ -5,7 +5,7 @@ from cdemi.data.subsets import real_subset
 from cdemi.distill import DistillSettings, SyntheticPool, distill
 from cdemi.invert import DeepInversion
 
-from .conftest import tiny_model
+from .conftest import interrupt_synthesis, tiny_model
 
 FAST = DistillSettings(epochs=3, kd_steps=5, batch_size=32, lr=0.05, temperature=4.0, seed=1)
 
@@ -48,15 +48,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, 
     def run(state=None, die_at=None):
         host = DeepInversion(digits_teacher, digits_train.spec, batch_size=8, iterations=2, seed=0)
         if die_at is not None:
-            real, calls = host.synthesize, {"n": 0}
-
-            def dying(*a, **k):
-                calls["n"] += 1
-                if calls["n"] == die_at:
-                    raise KeyboardInterrupt
-                return real(*a, **k)
-
-            host.synthesize = dying
+            interrupt_synthesis(host, die_at)
         student = tiny_model(width=0.125)
         return distill(digits_teacher, student, digits_test, FAST, host=host, state_path=state, progress=False), student
 

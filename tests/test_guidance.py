@@ -11,7 +11,7 @@ from cdemi.guidance import (FeatureAlignment, FeatureDiagnostics, FeatureDiscrim
                             discriminator_loss, generator_adversarial_loss)
 from cdemi.invert import Fast
 
-from .conftest import tiny_model
+from .conftest import interrupt_synthesis, tiny_model
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_guidance.json"
 
@@ -141,15 +141,7 @@ def test_guided_distill_records_discriminator_numbers_and_resumes_identically(di
         fa = FeatureAlignment(digits_teacher, images, labels, spec, seed=0)
         diag = FeatureDiagnostics(digits_teacher, spec, condensed=(images, labels))
         if die_at is not None:
-            real, calls = host.synthesize, {"n": 0}
-
-            def dying(*a, **k):
-                calls["n"] += 1
-                if calls["n"] == die_at:
-                    raise KeyboardInterrupt
-                return real(*a, **k)
-
-            host.synthesize = dying
+            interrupt_synthesis(host, die_at)
         student = tiny_model(width=0.125)
         return distill(digits_teacher, student, digits_test, settings, host=host, transfer=images, guidance=fa,
                        diagnostics=diag, state_path=state, progress=False)
