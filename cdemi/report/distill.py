@@ -62,15 +62,21 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
         {v: i for i, v in enumerate(HOST_ORDER if s.name == "host" else VARIANT_ORDER)}).fillna(99), ignore_index=True)
 
 
+def _host_by_variant(records: pd.DataFrame, values: str, aggfunc: str) -> pd.DataFrame:
+    """``values`` aggregated per host (rows, :data:`HOST_ORDER`) and variant label (columns, by
+    :data:`VARIANT_ORDER`, ablation settings after their base variant)."""
+    table = records.pivot_table(index="host", columns="variant", values=values, aggfunc=aggfunc)
+    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
+    return table.reindex(index=[h for h in HOST_ORDER if h in table.index],
+                         columns=sorted(table.columns, key=lambda v: (rank.get(v.split("[")[0], 99), v)))
+
+
 def variant_table(records: pd.DataFrame) -> pd.DataFrame:
     """Final test accuracy (%) per host (rows) and variant (columns, ablation settings apart),
     with ``guided - plain`` and ``guided - naive`` in points (default guidance), and the
     KD-only reference as its own row.  A variant a host lacks is left empty; several seeds
     are averaged."""
-    acc = records.pivot_table(index="host", columns="variant", values="final", aggfunc="mean")
-    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
-    acc = acc.reindex(index=[h for h in HOST_ORDER if h in acc.index],
-                      columns=sorted(acc.columns, key=lambda v: (rank.get(v.split("[")[0], 99), v)))
+    acc = _host_by_variant(records, "final", "mean")
     for other in ("plain", "naive"):
         if "guided" in acc and other in acc:
             acc[f"guided − {other}"] = acc["guided"] - acc[other]
@@ -80,10 +86,7 @@ def variant_table(records: pd.DataFrame) -> pd.DataFrame:
 
 def seed_counts(records: pd.DataFrame) -> pd.DataFrame:
     """How many seeds each cell of :func:`variant_table` averages (host x variant)."""
-    counts = records.pivot_table(index="host", columns="variant", values="seed", aggfunc="count")
-    rank = {v: i for i, v in enumerate(VARIANT_ORDER)}
-    return counts.reindex(index=[h for h in HOST_ORDER if h in counts.index],
-                          columns=sorted(counts.columns, key=lambda v: (rank.get(v.split("[")[0], 99), v))).fillna(0).astype(int)
+    return _host_by_variant(records, "seed", "count").fillna(0).astype(int)
 
 
 def diagnostics_table(records: pd.DataFrame) -> pd.DataFrame:
