@@ -8,7 +8,7 @@ so a notebook and a Python caller share one set of defaults.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Any, Annotated, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -243,6 +243,7 @@ class DistillRun(_Section):
     mixing: Literal["two_term", "concat"] = "two_term"
     pool_max: Optional[int] = Field(None, ge=1)
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    curve_test_per_class: Optional[int] = Field(None, ge=1, le=100000)
 
     @model_validator(mode="after")
     def _host_and_transfer(self) -> "DistillRun":
@@ -311,10 +312,12 @@ class Profile(_Section):
     (:class:`DMRun`, :class:`DSARun`, :class:`MTTRun`, :class:`RealRun` by ``method``);
     ``evaluate_condensed``: how condensed sets are evaluated; ``distill``: run name ->
     :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set);
-    ``claims``: :class:`ClaimsParams`.
+    ``claims``: :class:`ClaimsParams`; ``templates``: YAML anchors the entries share
+    (merged into them by the YAML loader, ``<<: *name``; not read by any stage).
     """
 
     profile: Literal["default", "paper", "smoke"]
+    templates: dict[str, Any] = {}
     data: DataParams = DataParams()
     runtime: RuntimeParams = RuntimeParams()
     train: dict[str, TrainRun] = {}

@@ -27,6 +27,7 @@ from ..artifacts import atomic_torch_save, safe_torch_load
 from ..condense.base import peak_memory_mb
 from ..data import ImageSet
 from ..data.augment import random_crop_flip
+from ..data.subsets import per_class_indices
 from ..guidance import FeatureAlignment, FeatureDiagnostics
 from ..invert.base import InversionHost
 from ..losses import kd_kl
@@ -39,7 +40,10 @@ class DistillSettings:
     """:param epochs: synthesis + KD rounds; :param kd_steps: student steps per epoch;
     :param batch_size: images per KD batch (pool and transfer alike); :param lr: SGD peak
     lr (cosine to 0); :param temperature: tau; :param mixing: ``two_term`` or ``concat``;
-    :param pool_max: pool cap (None = unbounded); :param seed: data order and augmentation."""
+    :param pool_max: pool cap (None = unbounded); :param seed: data order and augmentation;
+    :param curve_test_per_class: the per-epoch curve is measured on this many test images per
+    class (a fixed draw, seed 0); the last epoch always on the whole test set (None: every
+    epoch on the whole test set)."""
 
     epochs: int = 20
     kd_steps: int = 50
@@ -51,9 +55,14 @@ class DistillSettings:
     mixing: Literal["two_term", "concat"] = "two_term"
     pool_max: Optional[int] = None
     seed: int = 0
+    curve_test_per_class: Optional[int] = None
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = {k: v for k, v in asdict(self).items() if not (k == "curve_test_per_class" and v is None)}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+SAMPLES_KEPT = 128  # newest pool images returned with the result (figures: sample grids, feature maps)
 
 
 def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, settings: DistillSettings, *,
@@ -61,7 +70,8 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
             guidance: Optional[FeatureAlignment] = None, diagnostics: Optional[FeatureDiagnostics] = None,
             state_path: str | Path | None = None, run_digest: str = "", channels_last: bool = False,
             progress: bool = True) -> dict:
-    """Distil ``student`` from ``teacher``; :returns: the run's numbers (curve, costs, accuracies).
+    """Distil ``student`` from ``teacher``; :returns: the run's numbers (curve, costs, accuracies)
+    and ``samples``: the newest :data:`SAMPLES_KEPT` pool images (uint8 (N, C, H, W)) and targets.
 
     :param transfer: extra transfer images, float (N, C, H, W) on the pixel scale (the
         condensed set, a k-shot or random real subset, or the whole training set).
@@ -121,6 +131,9 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
             start = len(curve)
         else:
             state_path.rename(state_path.with_suffix(".stale"))
+    curve_test = test
+    if settings.curve_test_per_class is not None:
+        curve_test = test.subset(per_class_indices(test, settings.curve_test_per_class, seed=0))
     padding = max(1, spec.image_size // 8)
     warmup = getattr(host, "warmup", 0) if host is not None else 0
 
@@ -160,7 +173,10 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
                 opt.step()
                 sched.step()
         row["kd_seconds"] = time.perf_counter() - t0
-        row["test_accuracy"] = evaluate(student, test, device, batch_size=256, channels_last=channels_last)
+        final = epoch == settings.epochs - 1
+        row["test_images"] = len(test if final else curve_test)
+        row["test_accuracy"] = evaluate(student, test if final else curve_test, device, batch_size=256,
+                                        channels_last=channels_last)
         curve.append(row)
         if state_path:
             atomic_torch_save(state_path, {
@@ -174,4 +190,5 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
             "synthesis_seconds": sum(r["synthesis_seconds"] for r in curve),
             "kd_seconds": sum(r["kd_seconds"] for r in curve),
             "images_synthesised": sum(r["synthesised"] for r in curve), "pool_bytes": pool.nbytes(),
-            "peak_memory_mb": round(peak_memory_mb(), 1)}
+            "peak_memory_mb": round(peak_memory_mb(), 1),
+            "samples": {"images": pool.images[-SAMPLES_KEPT:].clone(), "targets": pool.targets[-SAMPLES_KEPT:].clone()}}

@@ -16,7 +16,7 @@ import torch
 from .. import data as datasets
 from .. import models
 from .. import runtime as rt
-from ..artifacts import atomic_write_json
+from ..artifacts import atomic_torch_save, atomic_write_json
 from ..data.condensed import load_condensed
 from ..data.subsets import real_subset
 from ..guidance import PENULTIMATE, FeatureAlignment, FeatureDiagnostics
@@ -61,11 +61,12 @@ def settings_of(run) -> DistillSettings:
     """The loop settings of a :class:`cdemi.params.DistillRun`."""
     return DistillSettings(epochs=run.epochs, kd_steps=run.kd_steps, batch_size=run.batch_size, lr=run.lr,
                            momentum=run.momentum, weight_decay=run.weight_decay, temperature=run.temperature,
-                           mixing=run.mixing, pool_max=run.pool_max, seed=run.seed)
+                           mixing=run.mixing, pool_max=run.pool_max, seed=run.seed,
+                           curve_test_per_class=run.curve_test_per_class)
 
 
 def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_path: str | Path | None = None,
-                  progress: bool = True) -> dict:
+                  samples_path: str | Path | None = None, progress: bool = True) -> dict:
     """Execute one ``distill`` entry and write its run record atomically.
 
     Checked before any computation: the dataset loads; the teacher checkpoint verifies
@@ -73,7 +74,9 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     reference) verifies and matches the dataset and image shape; a guided run's condensed
     set covers the teacher's classes.  Every host run records the diagnostics of
     :mod:`cdemi.guidance.diagnostics` per epoch.  The resume state goes to ``state_path`` (default:
-    ``<record>.state``) after every epoch.
+    ``<record>.state``) after every epoch.  The newest synthetic images (up to
+    :data:`cdemi.distill.loop.SAMPLES_KEPT`, uint8, with their targets; none for KD-only runs)
+    go to ``samples_path`` (default: ``<record stem>.samples.pt``) for the figures.
 
     :param run: :class:`cdemi.params.DistillRun`; :param data, runtime: the profile's sections.
     :returns: the record written.
@@ -115,6 +118,9 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
                      state_path=state_path or record_path.with_suffix(".state"),
                      run_digest=f"{config_hash(run)}:{teacher_record['sha256']}:{(transfer_record or {}).get('sha256')}",
                      channels_last=runtime.channels_last, progress=progress)
+    samples = result.pop("samples")
+    atomic_torch_save(Path(samples_path or record_path.with_suffix(".samples.pt")),
+                      {**samples, "dataset": dataset, "run": name, "config_hash": config_hash(run)})
     record = {
         "format": RECORD_FORMAT, "name": name, "host": run.host or "none", "variant": run.variant,
         "dataset": dataset, "teacher": teacher_record["arch"], "student": run.student.arch,
