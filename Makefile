@@ -1,6 +1,6 @@
 # The README's commands. Each bootstraps what it needs: a virtual environment with the
 # pinned packages, then the Fashion-MNIST data.
-#   make repro   the main job: the default profile's `dvc repro`
+#   make repro   the main job: the default profile's `dvc repro` (+ the reports as HTML)
 #   make test    unit tests + nbval over every notebook
 #   make bench   per-host synthesis / KD cost on this machine
 PYTHON ?= python3.11
@@ -11,7 +11,7 @@ FMNIST := data/fashion_mnist
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test data venv lab bench profile-paper
+.PHONY: repro test data chromium html venv lab bench profile-paper
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3.X"; exit 1; }
@@ -34,15 +34,33 @@ data: $(STAMP)
 	fi
 	$(BIN)/python -m cdemi.data fashion_mnist $(FMNIST) --root $(FMNIST) --download
 
-repro: data
-	$(BIN)/dvc repro
-	$(BIN)/dvc metrics show
+# Headless Chromium for the HTML-export test: Debian's package where apt-get is usable as root,
+# else a message saying what to install (the test then fails with the same advice).
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's chromium"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "chromium not found and apt-get not usable as root: install Chromium (Debian: apt-get install chromium), else tests/test_html_export.py fails"; \
+	  fi; \
+	fi
 
-test: data
+# the main job: every stage with one progress bar (DVC's output in dvc-repro.log), then the
+# executed reports as offline HTML
+repro: data
+	$(BIN)/python -m cdemi.repro
+	$(BIN)/python -m cdemi.report.html reports reports/html
+
+test: data chromium
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 lab: data
 	$(BIN)/jupyter lab --notebook-dir=.
+
+# the executed reports as self-contained HTML (offline: images embedded, maths as MathML)
+html: $(STAMP)
+	$(BIN)/python -m cdemi.report.html reports reports/html
 
 # per-host synthesis and KD cost on this machine (figures, not tests)
 bench: data

@@ -4,9 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from cdemi import data, params
+from cdemi.artifacts import safe_torch_load
 from cdemi.models.checkpoint import load_classifier
 from cdemi.training import evaluate
 
@@ -82,10 +84,15 @@ def test_distill_record_is_what_its_entry_says(name):
         assert rec["transfer"]["sha256"] == json.loads((ROOT / run.transfer).with_suffix(".json").read_text())["sha256"]
     accs = [r["test_accuracy"] for r in rec["curve"]]
     assert len(accs) == run.epochs and rec["final_accuracy"] == accs[-1] and rec["best_accuracy"] == max(accs)
+    assert rec["curve"][-1]["test_images"] == 10000  # the final accuracy is on the whole test set
     if run.host:  # every host run carries its diagnostics, and a guided one its discriminator numbers
         assert all("teacher_accuracy" in r["diagnostics"] for r in rec["curve"])
         assert all(("guidance" in r) == (run.guidance is not None) for r in rec["curve"])
+    samples = safe_torch_load(ROOT / "results/distill" / f"{name}.samples.pt", "run samples")
+    assert samples["config_hash"] == rec["config_hash"] and samples["images"].dtype == torch.uint8
+    assert len(samples["images"]) == len(samples["targets"]) == (min(128, rec["images_synthesised"]) if run.host else 0)
 
 
 def test_no_run_record_outlives_its_entry():
     assert {p.stem for p in (ROOT / "results/distill").glob("*.json")} == set(PROFILE.distill)
+    assert {p.name.removesuffix(".samples.pt") for p in (ROOT / "results/distill").glob("*.samples.pt")} == set(PROFILE.distill)

@@ -51,7 +51,7 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
                      "teacher": rec.get("teacher", ""), "student": rec.get("student", ""),
                      "transfer": f"{transfer['method']} IPC {transfer['ipc']}" if transfer else "",
                      "transfer_method": transfer.get("method", ""), "transfer_ipc": transfer.get("ipc", 0),
-                     "seed": rec["seed"], "final": rec["final_accuracy"], "best": rec["best_accuracy"],
+                     "teacher_sha256": rec.get("teacher_sha256", ""), "seed": rec["seed"], "final": rec["final_accuracy"], "best": rec["best_accuracy"],
                      "synthesis_min": rec["synthesis_seconds"] / 60, "kd_min": rec["kd_seconds"] / 60,
                      "images": rec["images_synthesised"], "peak_memory_mb": rec["peak_memory_mb"],
                      **rec.get("diagnostics_mean", {}), "curve": rec["curve"]})
