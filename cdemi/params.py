@@ -198,6 +198,33 @@ class GuidanceParams(_Section):
 VARIANTS = ("plain", "naive", "guided", "guided-uncond", "kd-only")
 
 
+_POSITIVE_HOST_PARAMS = ("batch_size", "g_steps", "iterations", "nz", "ngf")
+
+
+def _host_param_problem(name: str, value, default) -> str:
+    """Why ``value`` cannot be the host constructor's ``name`` (whose default is ``default``),
+    or an empty string: the type of the default (an int where it is an int, a number where it
+    is a float, a bool where it is a bool), finite and not negative; sizes, step counts and
+    learning rates above zero."""
+    import math
+
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        return "" if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, int) and not (number and isinstance(value, int)):
+        return "must be an integer"
+    if isinstance(default, float) and not number:
+        return "must be a number"
+    if isinstance(default, str) and not isinstance(value, str):
+        return "must be a string"
+    if number:
+        if not math.isfinite(value) or value < 0:
+            return "must be a finite number >= 0"
+        if value == 0 and (name in _POSITIVE_HOST_PARAMS or name.startswith("lr")):
+            return "must be above 0"
+    return ""
+
+
 class DistillRun(_Section):
     """One distillation run: a student distilled from ``teacher`` on synthetic images of an
     inversion ``host`` and/or a fixed ``transfer`` set (see :func:`cdemi.distill.distill`).
@@ -261,11 +288,16 @@ class DistillRun(_Section):
             return self._settle_variant("kd-only")
         if self.host not in HOSTS:
             raise ValueError(f"unknown inversion host {self.host!r}; allowed: {', '.join(HOSTS.names())}")
-        accepted = set(inspect.signature(HOSTS.get(self.host).__init__).parameters) - {"self", "teacher", "spec", "seed"}
+        signature = inspect.signature(HOSTS.get(self.host).__init__).parameters
+        accepted = set(signature) - {"self", "teacher", "spec", "seed"}
         unknown = sorted(set(self.host_params) - accepted)
         if unknown:
             raise ValueError(f"host_params {unknown} are not parameters of host {self.host!r}; "
                              f"allowed: {', '.join(sorted(accepted))}")
+        for name, value in self.host_params.items():
+            problem = _host_param_problem(name, value, signature[name].default)
+            if problem:
+                raise ValueError(f"host_params.{name} of host {self.host!r} {problem} (got {value!r})")
         if self.guidance is None and self.variant in ("guided", "guided-uncond"):
             object.__setattr__(self, "guidance", GuidanceParams(conditional=self.variant == "guided"))
         if self.guidance is not None and self.transfer is None:
