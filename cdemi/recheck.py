@@ -48,11 +48,14 @@ def json_differences(ours, theirs, path: str = "") -> list[str]:
 
 
 def tensor_differences(ours, theirs, path: str = "") -> list[str]:
-    """Paths at which two loaded tensor files differ (tensors bitwise, other values by ==)."""
+    """Paths at which two loaded tensor files differ (tensors bitwise, other values by ==,
+    :data:`MEASURED` fields left out)."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
         if set(ours) != set(theirs):
             return [f"{path}: keys {sorted(set(ours) ^ set(theirs))} on one side only"]
-        return [d for k in sorted(ours) for d in tensor_differences(ours[k], theirs[k], f"{path}.{k}")]
+        return [d for k in sorted(ours) if k not in MEASURED for d in tensor_differences(ours[k], theirs[k], f"{path}.{k}")]
+    if isinstance(ours, (list, tuple)) and isinstance(theirs, (list, tuple)) and len(ours) == len(theirs):
+        return [d for i, (a, b) in enumerate(zip(ours, theirs)) for d in tensor_differences(a, b, f"{path}[{i}]")]
     if isinstance(ours, torch.Tensor) and isinstance(theirs, torch.Tensor):
         same = ours.shape == theirs.shape and ours.dtype == theirs.dtype and torch.equal(ours, theirs)
         return [] if same else [f"{path}: tensors differ"]
