@@ -24,6 +24,8 @@ from typing import Callable
 
 import pandas as pd
 
+from .grid import select
+
 SINGLE_SEED_NOISE = 2.0  # points; a single-seed difference below this is not a finding
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 PAIR = ("teacher", "student")
@@ -42,13 +44,6 @@ class Evidence:
     def difference(self) -> float:
         ds = [g["d"] for g in self.groups]
         return sum(ds) / len(ds) if ds else float("nan")
-
-
-def _select(records: pd.DataFrame, where: dict) -> pd.DataFrame:
-    mask = pd.Series(True, index=records.index)
-    for key, value in where.items():
-        mask &= records[key].isin(value) if isinstance(value, (list, tuple, set)) else records[key] == value
-    return records[mask]
 
 
 def group_verdict(d: float, se: float, noise: float = SINGLE_SEED_NOISE) -> str:
@@ -80,7 +75,7 @@ def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, mat
     ``split`` columns divide the better side further without constraining the baseline
     (each host's guided runs against the one KD-only cell)."""
     ev = Evidence(label)
-    b, a = _select(records, better), _select(records, baseline)
+    b, a = select(records, **better), select(records, **baseline)
     keys = list(match) + list(split)
     for key, b_group in b.groupby(keys, sort=True):
         key = key if isinstance(key, tuple) else (key,)

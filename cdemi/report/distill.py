@@ -32,11 +32,13 @@ def variant_label(record: dict) -> str:
     return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
 
 
-def load_records(records_dir: str | Path) -> pd.DataFrame:
-    """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``teacher,
-    student, transfer, transfer_method, transfer_ipc, seed, final, best, synthesis_min,
-    kd_min, images, peak_memory_mb`` plus the epoch means of the diagnostics, and ``curve``
-    (the per-epoch rows).
+def load_records(records_dir: str | Path, dataset: str | None = None) -> pd.DataFrame:
+    """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``dataset,
+    teacher, student, transfer, transfer_method, transfer_ipc, teacher_path, transfer_path,
+    teacher_sha256, seed, final, best, synthesis_min, kd_min, images, peak_memory_mb`` plus
+    the epoch means of the diagnostics, and ``curve`` (the per-epoch rows).
+
+    :param dataset: keep only the runs on this dataset (None: all).
 
     :raises FileNotFoundError: no record under ``records_dir``.
     :raises ValueError: a file that is not a run record (names the file).
@@ -47,7 +49,12 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
         if rec.get("format") != "cdemi-run-v1":
             raise ValueError(f"{path} is not a run record (format {rec.get('format')!r}, expected 'cdemi-run-v1')")
         transfer = rec.get("transfer") or {}
+        if dataset is not None and rec.get("dataset") != dataset:
+            continue
+        config = rec.get("config") or {}
         rows.append({"name": rec["name"], "host": rec["host"], "variant": variant_label(rec),
+                     "dataset": rec.get("dataset", ""), "teacher_path": config.get("teacher", ""),
+                     "transfer_path": config.get("transfer") or "",
                      "teacher": rec.get("teacher", ""), "student": rec.get("student", ""),
                      "transfer": f"{transfer['method']} IPC {transfer['ipc']}" if transfer else "",
                      "transfer_method": transfer.get("method", ""), "transfer_ipc": transfer.get("ipc", 0),
@@ -56,7 +63,8 @@ def load_records(records_dir: str | Path) -> pd.DataFrame:
                      "images": rec["images_synthesised"], "peak_memory_mb": rec["peak_memory_mb"],
                      **rec.get("diagnostics_mean", {}), "curve": rec["curve"]})
     if not rows:
-        raise FileNotFoundError(f"no run records under {records_dir}: run the distill stages first")
+        raise FileNotFoundError(f"no run records under {records_dir}" + (f" for {dataset}" if dataset else "")
+                                + ": run the distill stages first")
     table = pd.DataFrame(rows)
     return table.sort_values(["host", "variant"], key=lambda s: s.map(
         {v: i for i, v in enumerate(HOST_ORDER if s.name == "host" else VARIANT_ORDER)}).fillna(99), ignore_index=True)

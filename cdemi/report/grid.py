@@ -49,6 +49,15 @@ def select(records: pd.DataFrame, **where) -> pd.DataFrame:
     return records[mask]
 
 
+def cell(host: str, variant: str, method: str, ipc: int) -> dict:
+    """Column filters of one host x variant cell: on the ``method`` IPC-``ipc`` set, except
+    ``plain``, which uses no set."""
+    where = {"host": host, "variant": variant}
+    if variant != "plain":
+        where.update(transfer_method=method, transfer_ipc=ipc)
+    return where
+
+
 def long_cells(cells: dict[tuple, dict], index_names: list[str]) -> pd.DataFrame:
     """The numeric twin of a text table: one row per cell key with mean, std and n."""
     rows = [{**dict(zip(index_names, key)), **s} for key, s in cells.items()]
@@ -119,10 +128,8 @@ def main_table(records: pd.DataFrame, references: dict, method: str = "dm", ipc:
             stats(select(on_pair, variant="kd-only", transfer_method=real_method, transfer_ipc=ipc)["final"]))
         for host in [h for h in HOST_ORDER if h != "none"]:
             for variant in ("plain", "naive", "guided"):
-                where = {"host": host, "variant": variant}
-                if variant != "plain":
-                    where.update(transfer_method=method, transfer_ipc=ipc)
-                put(HOST_NAMES[host] + VARIANT_NAMES[variant], pair, stats(select(on_pair, **where)["final"]))
+                put(HOST_NAMES[host] + VARIANT_NAMES[variant], pair,
+                    stats(select(on_pair, **cell(host, variant, method, ipc))["final"]))
     numbers = long_cells(cells, ["row", "pair"])
     text = text_table({k: cell_text(s) for k, s in cells.items()})
     text = text.reindex(index=rows, columns=[pair_label(*p) for p in pairs])
@@ -143,10 +150,7 @@ def ipc_table(records: pd.DataFrame, hosts=("fast", "cmi"), method: str = "dm", 
             row = HOST_NAMES[host] + VARIANT_NAMES[variant]
             rows.append(row)
             for ipc in ipcs:
-                where = {"host": host, "variant": variant}
-                if variant != "plain":
-                    where.update(transfer_method=method, transfer_ipc=ipc)
-                cells[(row, ipc)] = stats(select(recs, **where)["final"])
+                cells[(row, ipc)] = stats(select(recs, **cell(host, variant, method, ipc))["final"])
     rows.append(f"KD on {SET_NAMES.get(method, method)} alone")
     for ipc in ipcs:
         cells[(rows[-1], ipc)] = stats(select(recs, variant="kd-only", transfer_method=method, transfer_ipc=ipc)["final"])

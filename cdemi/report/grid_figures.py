@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from .distill import HOST_ORDER
-from .grid import HOST_NAMES, pair_label, select
+from .grid import HOST_NAMES, cell, pair_label, select
 
 VARIANT_COLOURS = {"plain": "tab:gray", "naive": "tab:blue", "guided": "tab:red", "kd-only": "black"}
 VARIANT_LEGEND = {"plain": "host alone", "naive": "+ CS (naive)", "guided": "+ guidance", "kd-only": "KD on C alone"}
@@ -34,9 +34,7 @@ def main_bars(records: pd.DataFrame, teacher: str, student: str, method: str = "
     width = 0.26
     for j, variant in enumerate(("plain", "naive", "guided")):
         for i, host in enumerate(hosts):
-            where = {"host": host, "variant": variant}
-            if variant != "plain":
-                where.update(transfer_method=method, transfer_ipc=ipc)
+            where = cell(host, variant, method, ipc)
             values = select(recs, **where)["final"]
             if values.empty:
                 continue
@@ -93,9 +91,7 @@ def cost_scatter(records: pd.DataFrame, teacher: str, student: str, method: str 
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for host in _hosts(recs):
         for variant in ("plain", "naive", "guided"):
-            where = {"host": host, "variant": variant}
-            if variant != "plain":
-                where.update(transfer_method=method, transfer_ipc=ipc)
+            where = cell(host, variant, method, ipc)
             g = select(recs, **where)
             if g.empty:
                 continue
@@ -123,9 +119,7 @@ def curve_panels(records: pd.DataFrame, teacher: str, student: str, method: str 
     fig, axes = plt.subplots(1, len(hosts), figsize=(3.3 * len(hosts), 3), squeeze=False, sharey=True)
     for ax, host in zip(axes[0], hosts):
         for variant in ("plain", "naive", "guided"):
-            where = {"host": host, "variant": variant}
-            if variant != "plain":
-                where.update(transfer_method=method, transfer_ipc=ipc)
+            where = cell(host, variant, method, ipc)
             rows = [{"epoch": row["epoch"], "acc": row["test_accuracy"]}
                     for curve in select(recs, **where)["curve"] for row in curve]
             if rows:
