@@ -2,8 +2,8 @@
 
 Run from the repository root (``make bench``)::
 
-    python benchmarks/hosts.py                      # every host run of params.yaml's distill section
-    python benchmarks/hosts.py --runs fast_plain    # one run
+    python benchmarks/hosts.py                              # the first run of each host x variant
+    python benchmarks/hosts.py --runs fast_plain_mnv2_s0    # one run
 
 For each run it builds the profile's teacher, student, host and guidance (guided variants)
 exactly as the pipeline does, in the profile's memory layout,
@@ -95,7 +95,7 @@ def measure(name: str, params_file: str, syntheses: int, kd_steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--runs", nargs="*", help="distill entries (default: every entry with a host)")
+    parser.add_argument("--runs", nargs="*", help="distill entries (default: the first entry of every host x variant)")
     parser.add_argument("--syntheses", type=int, default=2)
     parser.add_argument("--kd-steps", type=int, default=5)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one run, print JSON
@@ -106,7 +106,11 @@ def main() -> None:
     from cdemi import params
 
     profile = params.load(args.params)
-    names = args.runs or [k for k, r in profile.distill.items() if r.host]
+    first: dict[tuple, str] = {}
+    for k, r in profile.distill.items():
+        if r.host:
+            first.setdefault((r.host, r.variant), k)
+    names = args.runs or list(first.values())
     rows = []
     for name in names:
         out = subprocess.run([sys.executable, __file__, "--params", args.params, "--one", name, "--syntheses",
