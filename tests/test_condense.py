@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -5,6 +7,7 @@ from cdemi import models
 from cdemi.condense import CONDENSERS, condense_dm, condense_dsa, condense_mtt, train_experts, train_on_condensed
 from cdemi.condense import dm as dm_module
 from cdemi.condense.dsa import gradient_distance
+from cdemi.data import ImageSet
 from cdemi.data.subsets import real_subset
 
 
@@ -75,6 +78,9 @@ def test_mtt_matches_trajectories_and_learns_its_lr(digits_train, tmp_path):
     assert traj.shape[:2] == (2, 4)
     again = train_experts(digits_train, num_experts=2, epochs=3, width=0.125, progress=False, path=tmp_path / "experts.pt")
     assert torch.equal(traj, again)  # read back, not retrained
+    other = ImageSet(digits_train.images, digits_train.labels, dataclasses.replace(digits_train.spec, name="other"))
+    train_experts(other, num_experts=2, epochs=3, width=0.125, progress=False, path=tmp_path / "experts.pt")
+    assert torch.load(tmp_path / "experts.pt", weights_only=True)["settings"][-1] == "other"  # same size, not reused
     cs = condense_mtt(digits_train, 1, traj, iterations=4, syn_steps=3, max_start_epoch=1, width=0.125, progress=False)
     assert cs.method == "mtt" and cs.meta["learned_lr"] > 0 and cs.meta["final_loss"] > 0
     with pytest.raises(ValueError, match="train the experts with the same width"):

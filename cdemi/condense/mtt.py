@@ -41,12 +41,13 @@ def train_experts(data: ImageSet, *, num_experts: int = 10, epochs: int = 15, lr
     """Train ``num_experts`` ConvNets and return their trajectories, float32 (E, epochs + 1, P).
 
     With ``path`` the trajectories are saved after every finished expert and an
-    interrupted run continues with the next expert.
+    interrupted run continues with the next expert; a file of other settings, or of another
+    dataset (CIFAR-10 and CIFAR-100 have the same size), is not reused.
     """
     trajs: list[torch.Tensor] = []
     if path and Path(path).exists():
         saved = safe_torch_load(path, "expert trajectories")
-        if saved.get("settings") == [num_experts, epochs, lr, batch_size, augment, width, seed, len(data)]:
+        if saved.get("settings") == [num_experts, epochs, lr, batch_size, augment, width, seed, len(data), data.spec.name]:
             trajs = list(saved["trajectories"])
     gen_root = torch.Generator().manual_seed(seed)
     seeds = torch.randint(0, 2**31 - 1, (num_experts,), generator=gen_root).tolist()
@@ -71,7 +72,7 @@ def train_experts(data: ImageSet, *, num_experts: int = 10, epochs: int = 15, lr
         trajs.append(torch.stack(points))
         if path:
             atomic_torch_save(path, {"trajectories": torch.stack(trajs),
-                                     "settings": [num_experts, epochs, lr, batch_size, augment, width, seed, len(data)]})
+                                     "settings": [num_experts, epochs, lr, batch_size, augment, width, seed, len(data), data.spec.name]})
     return torch.stack(trajs)
 
 

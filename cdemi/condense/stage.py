@@ -40,7 +40,7 @@ def _mtt(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
     settings = dict(num_experts=run.num_experts, epochs=run.expert_train_epochs, lr=run.expert_lr,
                     augment=run.augment, width=run.width, seed=run.seed)
     # sets condensed from the same experts (IPC 1 / 10 / 50) share one resumable trajectory file
-    shared = state_dir.parent / f"mtt_experts_{run_digest('experts', settings, run.seed, train)}.work.pt"
+    shared = state_dir.parent / f"mtt_experts_{run_digest('experts', settings, run.seed, train, dataset=train.spec.name)}.work.pt"
     traj = train_experts(train, **settings, path=shared, progress=progress, device=device)
     return condense_mtt(train, run.ipc, traj, **run.model_dump(exclude=_COMMON | experts),
                         state_path=state_dir / "mtt.state", progress=progress, device=device)

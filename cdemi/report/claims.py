@@ -213,10 +213,14 @@ def claims_table(rows: list[dict]) -> pd.DataFrame:
             if not e["groups"]:
                 parts.append(f"{e['label']}: no cells yet")
                 continue
-            ses = [g["se"] for g in e["groups"]]
-            spread = "one seed" if any(math.isnan(s) for s in ses) else f"± {max(ses):.2f} (max se)"
-            parts.append(f"{e['label']}: {e['difference']:+.2f} {spread} over {len(e['groups'])} group(s), "
-                         f"{e['verdict']}")
+            ses = [g["se"] for g in e["groups"] if not math.isnan(g["se"])]
+            single = len(e["groups"]) - len(ses)
+            spread = [f"se ≤ {max(ses):.2f} in {len(ses)} group(s) with seeds"] if ses else []
+            spread += [f"{single} single-seed group(s)"] if single else []
+            verdicts = ", ".join(f"{sum(g['verdict'] == v for g in e['groups'])} {v}" for v in (HOLDS, FAILS, UNSURE)
+                                 if any(g["verdict"] == v for g in e["groups"]))
+            parts.append(f"{e['label']}: mean {e['difference']:+.2f} over {len(e['groups'])} group(s) "
+                         f"({'; '.join(spread)}; {verdicts}) → {e['verdict']}")
         table.append({"claim": r["claim"], "text": r["text"], "verdict": r["verdict"],
                       "evidence": "; ".join(parts) or "no cells yet"})
     return pd.DataFrame(table).set_index("claim")

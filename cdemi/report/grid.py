@@ -37,7 +37,7 @@ def cell_text(s: dict) -> str:
     """``72.15 ± 1.20 (3)``, ``72.15 (1)``, or empty without runs."""
     if not s["n"]:
         return ""
-    spread = f" ± {s['std']:.2f}" if s["n"] >= 2 else ""
+    spread = f" ± {s['std']:.2f}" if s["n"] >= 2 and s["std"] == s["std"] else ""  # NaN: no spread to show
     return f"{s['mean']:.2f}{spread} ({s['n']})"
 
 
