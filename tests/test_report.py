@@ -1,11 +1,15 @@
 """Tables built from run records: condensed-set accuracy beside published numbers, cost, file formats."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from cdemi.report import condensed
+from cdemi.report import distill as report
 from cdemi.report.tables import save_table
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _write(folder, name, blob):
@@ -119,3 +123,44 @@ def test_run_records_refuse_other_files(tmp_path):
     _write(tmp_path, "x", {"format": "something-else"})
     with pytest.raises(ValueError, match="x.json is not a run record"):
         report.load_records(tmp_path)
+
+
+def _locked_copy(tmp_path, names=("kd_dm10_mnv2_s0", "fast_guided_dm10_mnv2_s0")):
+    import hashlib
+    import shutil
+
+    import yaml
+
+    records = tmp_path / "results" / "distill"
+    records.mkdir(parents=True)
+    outs = []
+    for name in names:
+        shutil.copy(ROOT / "results/distill" / f"{name}.json", records)
+        outs.append({"path": f"results/distill/{name}.json",
+                     "md5": hashlib.md5((records / f"{name}.json").read_bytes()).hexdigest()})
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"distill": {"outs": outs}}}))
+    return records
+
+
+@pytest.mark.parametrize("damage", ["bit flip", "truncation", "edit"])
+def test_a_record_that_no_longer_matches_its_lock_is_refused(tmp_path, damage):
+    records = _locked_copy(tmp_path)
+    assert len(report.load_records(records, lock=tmp_path / "dvc.lock")) == 2
+    target = records / "fast_guided_dm10_mnv2_s0.json"
+    raw = bytearray(target.read_bytes())
+    if damage == "bit flip":
+        raw[len(raw) // 2] ^= 0x01
+    elif damage == "truncation":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw = raw.replace(b'"final_accuracy": ', b'"final_accuracy": 9')
+    target.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="does not match the checksum DVC recorded.*distill@fast_guided_dm10_mnv2_s0"):
+        report.load_records(records, lock=tmp_path / "dvc.lock")
+
+
+def test_a_record_that_is_not_json_is_named(tmp_path):
+    records = _locked_copy(tmp_path, names=("kd_dm10_mnv2_s0",))
+    (records / "kd_dm10_mnv2_s0.json").write_text('{"format": "cdemi-run-v1", ')
+    with pytest.raises(ValueError, match="kd_dm10_mnv2_s0.json is not valid JSON"):
+        report.load_records(records)  # without a lock: the parse error, with the file's name

@@ -32,20 +32,45 @@ def variant_label(record: dict) -> str:
     return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
 
 
-def load_records(records_dir: str | Path, dataset: str | None = None) -> pd.DataFrame:
+def locked_md5s(lock: str | Path) -> dict[Path, str]:
+    """Every output and metric DVC recorded in ``lock`` (a ``dvc.lock``): resolved path -> MD5."""
+    import yaml
+
+    lock = Path(lock)
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    return {(lock.parent / o["path"]).resolve(): o["md5"] for stage in stages.values()
+            for o in stage.get("outs", []) if "md5" in o}
+
+
+def load_records(records_dir: str | Path, dataset: str | None = None, lock: str | Path | None = None) -> pd.DataFrame:
     """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``dataset,
     teacher, student, transfer, transfer_method, transfer_ipc, teacher_path, transfer_path,
     teacher_sha256, seed, final, best, synthesis_min, kd_min, images, peak_memory_mb`` plus
     the epoch means of the diagnostics, and ``curve`` (the per-epoch rows).
 
     :param dataset: keep only the runs on this dataset (None: all).
+    :param lock: a ``dvc.lock`` whose MD5 every record it lists must match (None: no check); a
+        record changed since its stage ran (corrupt, truncated, edited) is refused.
 
     :raises FileNotFoundError: no record under ``records_dir``.
-    :raises ValueError: a file that is not a run record (names the file).
+    :raises ValueError: a file that is not a run record, or one that no longer matches its
+        ``lock`` checksum (names the file and the stage to rerun).
     """
+    import hashlib
+
+    md5s = locked_md5s(lock) if lock is not None else {}
     rows = []
     for path in sorted(Path(records_dir).glob("*.json")):
-        rec = json.loads(path.read_text())
+        raw = path.read_bytes()
+        expected = md5s.get(path.resolve())
+        if expected is not None and hashlib.md5(raw).hexdigest() != expected:
+            raise ValueError(f"{path} does not match the checksum DVC recorded when its stage wrote it: the file was "
+                             f"changed or corrupted since; restore it (git checkout {path}) or rerun its stage "
+                             f"(dvc repro -f distill@{path.stem})")
+        try:
+            rec = json.loads(raw)
+        except ValueError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}): restore it or rerun its stage") from None
         if rec.get("format") != "cdemi-run-v1":
             raise ValueError(f"{path} is not a run record (format {rec.get('format')!r}, expected 'cdemi-run-v1')")
         transfer = rec.get("transfer") or {}
