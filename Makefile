@@ -50,7 +50,7 @@ chromium:
 # executed reports as offline HTML
 repro: data
 	$(BIN)/python -m cdemi.repro
-	$(BIN)/python -m cdemi.report.html reports reports/html
+	$(MAKE) --no-print-directory html
 
 test: data chromium
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider

@@ -66,7 +66,7 @@ def load_records(records_dir: str | Path, dataset: str | None = None, lock: str 
         if expected is not None and hashlib.md5(raw).hexdigest() != expected:
             raise ValueError(f"{path} does not match the checksum DVC recorded when its stage wrote it: the file was "
                              f"changed or corrupted since; restore it (git checkout {path}) or rerun its stage "
-                             f"(dvc repro -f distill@{path.stem})")
+                             f"alone (dvc repro --force --single-item distill@{path.stem})")
         try:
             rec = json.loads(raw)
         except ValueError as e:
