@@ -2,7 +2,7 @@
 # pinned packages, then the Fashion-MNIST data.
 #   make repro   the main job: the default profile's `dvc repro` (+ the reports as HTML)
 #   make test    unit tests + nbval over every notebook
-#   make bench   per-host synthesis / KD cost on this machine
+#   make bench   per-host synthesis / KD cost, its growth, the hot spots on this machine
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -62,9 +62,12 @@ lab: data
 html: $(STAMP)
 	$(BIN)/python -m cdemi.report.html reports reports/html
 
-# per-host synthesis and KD cost on this machine (figures, not tests)
+# per-host synthesis and KD cost, its growth with IPC, batch and pool, and the profiler's hot spots
+# on this machine (figures, not tests)
 bench: data
 	$(BIN)/python benchmarks/hosts.py
+	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/hotspots.py
 
 profile-paper:
 	cp profiles/paper.yaml params.yaml

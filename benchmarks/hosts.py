@@ -34,19 +34,26 @@ def _seconds(fn, repeat: int) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def measure(name: str, params_file: str, syntheses: int, kd_steps: int) -> dict:
-    """Measure one ``distill`` entry with a host; :returns: the row as a dict."""
+def build(name: str, params_file: str, overrides: dict | None = None):
+    """The teacher, student, host and guidance of one ``distill`` entry, built as the pipeline builds
+    them (seeded, in the profile's memory layout).
+
+    :param overrides: run fields to replace before building, e.g. ``{"transfer": ..., "batch_size": 128,
+        "host_params": {...}}`` (validated like the profile's own entries).
+    :returns: ``(run, spec, teacher, student, host, guidance, layout)``.
+    """
     from cdemi import data as datasets
     from cdemi import models, params
     from cdemi import runtime as rt
     from cdemi.data.condensed import load_condensed
-    from cdemi.distill.stage import build_guidance, settings_of
+    from cdemi.distill.stage import build_guidance
     from cdemi.invert import HOSTS
-    from cdemi.losses import kd_kl
     from cdemi.models.checkpoint import load_classifier
 
     profile = params.load(params_file)
     run = profile.distill[name]
+    if overrides:
+        run = type(run).model_validate({**run.model_dump(), **overrides})
     if run.host is None:
         raise SystemExit(f"{name} has no inversion host: nothing to benchmark")
     spec = datasets.spec(run.dataset or profile.data.dataset)
@@ -59,37 +66,33 @@ def measure(name: str, params_file: str, syntheses: int, kd_steps: int) -> dict:
     host = HOSTS.get(run.host)(teacher, spec, seed=run.seed, **run.host_params)
     guidance = build_guidance(run, teacher, load_condensed(run.transfer, dataset=spec.name) if run.guidance else None,
                               spec)
-    batch = host.synthesize(student, guidance)  # warm-up: first-call allocations
-    n_images = len(batch.targets)
-    start = time.perf_counter()
-    for _ in range(syntheses):
-        batch = host.synthesize(student, guidance)
-    synth = (time.perf_counter() - start) / syntheses
-    per_step = synth / max(1, batch.steps)
-    x = torch.randn((host.batch_size, *spec.shape)).contiguous(memory_format=layout).requires_grad_(True)
+    return run, spec, teacher, student, host, guidance, layout
 
-    def teacher_pass():
-        teacher(x).sum().backward()
 
-    teacher_seconds = _seconds(teacher_pass, 3)
-    settings = settings_of(run)
-    opt = torch.optim.SGD(student.parameters(), lr=settings.lr, momentum=settings.momentum)
-    kd_x = torch.rand((settings.batch_size, *spec.shape)).contiguous(memory_format=layout)
+def kd_step_fn(run, spec, teacher, student, layout):
+    """One KD step as the loop takes it (teacher forward, student forward and backward, SGD step) on a
+    fixed batch of ``run.batch_size`` images."""
+    from cdemi.distill.stage import settings_of
+    from cdemi.losses import kd_kl
 
-    def kd_step():
-        with torch.no_grad():
-            t = teacher(kd_x)
-        loss = kd_kl(student(kd_x), t, settings.temperature)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
+    kd_step = kd_step_fn(run, spec, teacher, student, layout)
     kd_seconds = _seconds(kd_step, kd_steps)
     return {"run": name, "host": run.host, "variant": run.variant, "images_per_synthesis": n_images, "steps_per_synthesis": batch.steps,
             "synthesis_img_per_s": round(n_images / synth, 1),
             "step_over_teacher_pass": round(per_step / teacher_seconds, 2),
-            "kd_img_per_s": round(settings.batch_size / kd_seconds, 1),
+            "kd_img_per_s": round(run.batch_size / kd_seconds, 1),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def measure_in_subprocess(name: str, params_file: str, syntheses: int, kd_steps: int,
+                          overrides: dict | None = None) -> dict:
+    """:func:`measure` in a fresh process, so that its peak memory is its own."""
+    out = subprocess.run([sys.executable, __file__, "--params", params_file, "--one", name, "--syntheses",
+                          str(syntheses), "--kd-steps", str(kd_steps), "--overrides", json.dumps(overrides or {})],
+                         capture_output=True, text=True, check=True)
+    row = json.loads(out.stdout.strip().splitlines()[-1])
+    print(row, file=sys.stderr, flush=True)
+    return row
 
 
 def main() -> None:
@@ -99,9 +102,10 @@ def main() -> None:
     parser.add_argument("--syntheses", type=int, default=2)
     parser.add_argument("--kd-steps", type=int, default=5)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one run, print JSON
+    parser.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)  # internal: JSON run fields
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.params, args.syntheses, args.kd_steps)))
+        print(json.dumps(measure(args.one, args.params, args.syntheses, args.kd_steps, json.loads(args.overrides))))
         return
     from cdemi import params
 
@@ -111,13 +115,7 @@ def main() -> None:
         if r.host:
             first.setdefault((r.host, r.variant), k)
     names = args.runs or list(first.values())
-    rows = []
-    for name in names:
-        out = subprocess.run([sys.executable, __file__, "--params", args.params, "--one", name, "--syntheses",
-                              str(args.syntheses), "--kd-steps", str(args.kd_steps)],
-                             capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(rows[-1], file=sys.stderr, flush=True)
+    rows = [measure_in_subprocess(name, args.params, args.syntheses, args.kd_steps) for name in names]
     import pandas as pd
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")

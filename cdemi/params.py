@@ -42,11 +42,23 @@ class DataParams(_Section):
 class RuntimeParams(_Section):
     """:param threads: CPU threads (results on the CPU depend on it; 0 = torch's default).
     :param device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:i]``.
-    :param channels_last: NHWC memory layout (faster ResNets on CPU and GPU)."""
+    :param channels_last: NHWC memory layout (faster ResNets on CPU and GPU).
+    :param amp: autocast of forward passes: ``auto`` (bf16 on a CUDA device that has it, off on
+        the CPU), ``bf16`` or ``off``; the BN-statistics and KL terms stay float32.
+    :param cudnn_benchmark: cuDNN autotuner: ``auto`` (on with CUDA), true or false.
+    :param pin_memory: pinned host batches with non-blocking copies: ``auto`` (on with CUDA),
+        true (CUDA only) or false.
+    :param compile: ``torch.compile`` the student (pays off on long GPU runs; 35-60 s of
+        compilation on this CPU).
+    See :func:`cdemi.runtime.accelerate`."""
 
     threads: int = Field(2, ge=0, le=256)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     channels_last: bool = True
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    cudnn_benchmark: Union[Literal["auto"], bool] = "auto"
+    pin_memory: Union[Literal["auto"], bool] = "auto"
+    compile: bool = False
 
 
 class TrainRun(_Section):

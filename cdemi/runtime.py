@@ -1,7 +1,13 @@
-"""Device choice, thread count and seeding for one process."""
+"""Device choice, thread count, seeding and the speed switches (autocast, memory layout, pinned
+copies, compilation) of one process."""
 from __future__ import annotations
 
+import platform
 import random
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -31,3 +37,82 @@ def configure(threads: int, seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """The speed switches of one process, resolved for its device (:func:`accelerate`).
+
+    :param device: where models and batches live.
+    :param amp_dtype: autocast dtype of forward passes (``torch.bfloat16``), or None for float32
+        throughout.  Under autocast the loss terms that need range or precision stay in
+        float32: the BN-statistics prior (:mod:`cdemi.invert.bn_stats` casts its inputs),
+        the KL of :func:`cdemi.losses.kd_kl` and cross-entropy (autocast's float32 list).
+    :param channels_last: NHWC layout for models and their inputs.
+    :param pin_memory: host batches are pinned and copied with ``non_blocking`` (CUDA only).
+    :param compile: the student's forward goes through ``torch.compile``.
+    :param cudnn_benchmark: the cuDNN autotuner (``torch.backends.cudnn.benchmark``).
+    """
+
+    device: torch.device
+    amp_dtype: Optional[torch.dtype] = None
+    channels_last: bool = False
+    pin_memory: bool = False
+    compile: bool = False
+    cudnn_benchmark: bool = False
+
+    def autocast(self):
+        """Context: autocast to :attr:`amp_dtype` on this device; a no-op when it is None."""
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` on :attr:`device`; a CPU tensor is pinned first and copied without blocking when
+        :attr:`pin_memory` is set (the layout is the caller's)."""
+        if self.pin_memory and x.device.type == "cpu":
+            x = x.pin_memory()
+        return x.to(self.device, non_blocking=self.pin_memory)
+
+    def compiled(self, model: torch.nn.Module):
+        """``torch.compile(model)`` when :attr:`compile` is set, else ``model`` itself.  The compiled
+        module shares the parameters, so optimisers and ``state_dict`` keep using ``model``."""
+        return torch.compile(model) if self.compile else model
+
+
+def accelerate(runtime, device: torch.device) -> Acceleration:
+    """Resolve a profile's ``runtime`` section (:class:`cdemi.params.RuntimeParams`) for ``device``.
+
+    ``auto`` switches are on with CUDA and off on the CPU (bf16 autocast where the GPU supports
+    bf16), so the CPU path is the plain float32 one whose results the committed records hold.
+    ``cudnn_benchmark`` is applied here.
+
+    :raises ValueError: ``pin_memory: true`` without a CUDA device (nothing to copy to).
+    """
+    cuda = device.type == "cuda"
+    if runtime.amp == "auto":
+        amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
+    else:
+        amp_dtype = torch.bfloat16 if runtime.amp == "bf16" else None
+    pin = cuda if runtime.pin_memory == "auto" else runtime.pin_memory
+    if pin and not cuda:
+        raise ValueError(f"runtime.pin_memory is true but the device is {device}: pinned memory speeds up copies "
+                         f"to a CUDA device only; set it to 'auto' or false")
+    bench = cuda if runtime.cudnn_benchmark == "auto" else runtime.cudnn_benchmark
+    torch.backends.cudnn.benchmark = bench
+    return Acceleration(device, amp_dtype, runtime.channels_last, pin, runtime.compile, bench)
+
+
+def machine() -> dict[str, str]:
+    """What decides the CPU's rounding: the processor's name and the vector instruction set torch
+    dispatches to (``AVX2``, ``AVX512``, ...).  On the CPU a run is bitwise reproducible on machines that
+    agree on both; elsewhere the same seed gives other numbers (see :mod:`cdemi.recheck`)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability()}

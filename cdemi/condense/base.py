@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .. import distributed
 from ..artifacts import atomic_torch_save, safe_torch_load
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
@@ -31,6 +32,11 @@ class ClassSampler:
         pool = self.by_class[c]
         idx = pool[torch.randperm(len(pool), generator=generator)[:n]]
         return self.data.spec.normalise(self.data.images[idx].to(self.device).float().div_(255))
+
+    def skip(self, c: int, generator: torch.Generator) -> None:
+        """Advance ``generator`` exactly as :meth:`sample` of class ``c`` would, loading nothing (a
+        rank that leaves class ``c`` to another keeps its RNG in step with theirs)."""
+        torch.randperm(len(self.by_class[c]), generator=generator)
 
 
 def initial_images(data: ImageSet, ipc: int, init: str, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +86,8 @@ class Checkpointer:
 
     :param tensors: learnable tensors restored in place (the images, MTT's lr).
     :param optimizers: optimisers by name; :param generator: the run's RNG.
-    A state saved with another ``digest`` is set aside as ``*.stale``.
+    A state saved with another ``digest`` is set aside as ``*.stale``.  Under ``torchrun`` every rank
+    reads the one state (the ranks' images and RNG are the same) and rank 0 alone writes it.
     """
 
     def __init__(self, path: str | Path | None, digest: str, every: int, tensors: dict[str, torch.Tensor],
@@ -94,12 +101,14 @@ class Checkpointer:
 
         A state of another run, or one past ``total`` iterations, is set aside as ``*.stale``.
         """
-        if not self.path or not self.path.exists():
-            return 0, Timer()
-        state = safe_torch_load(self.path, "condensation state")
-        if state.get("digest") != self.digest or int(state["iteration"]) > total:
-            self.path.rename(self.path.with_suffix(".stale"))
-            return 0, Timer()
+        with distributed.main_first():  # rank 0 sets a stale state aside before the others look
+            if not self.path or not self.path.exists():
+                return 0, Timer()
+            state = safe_torch_load(self.path, "condensation state")
+            if state.get("digest") != self.digest or int(state["iteration"]) > total:
+                if distributed.is_main():
+                    self.path.rename(self.path.with_suffix(".stale"))
+                return 0, Timer()
         with torch.no_grad():
             for name, t in self.tensors.items():
                 t.copy_(state["tensors"][name])
@@ -109,7 +118,7 @@ class Checkpointer:
         return int(state["iteration"]), Timer(float(state["seconds"]))
 
     def maybe_save(self, iteration: int, total: int, timer: "Timer") -> None:
-        if self.path and (iteration % self.every == 0 or iteration == total):
+        if self.path and (iteration % self.every == 0 or iteration == total) and distributed.is_main():
             atomic_torch_save(self.path, {
                 "tensors": {k: t.detach().cpu() for k, t in self.tensors.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},

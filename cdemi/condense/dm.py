@@ -6,6 +6,12 @@ identically augmented synthetic images (squared L2 distance of the means); the i
 take one SGD step.  Published defaults: 20000 iterations, image lr 1.0 (SGD, momentum
 0.5), 256 real images per class per iteration, init from real images, DSA strategy
 ``color_crop_cutout_flip_scale_rotate``, ConvNet-3 with instance norm, width 128.
+
+Under ``torchrun`` (:mod:`cdemi.distributed`) rank r matches the classes ``c`` with
+``c % world_size == r``: every rank draws the same random network and the same real batches
+and augmentation seeds from the shared RNG (skipping the images of classes it leaves to
+others), and the image gradients are summed over the ranks before each step, so the ranks
+take the single-process step (up to floating-point summation order) with the work split.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .. import diffaug, models
+from .. import diffaug, distributed, models
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
 from .base import Checkpointer, ClassSampler, finish, learnable_images, run_digest
@@ -43,6 +49,7 @@ def condense_dm(data: ImageSet, ipc: int, *, iterations: int = 20000, lr_img: fl
                         {"images": opt}, gen)
     start, timer = ckpt.resume(iterations)
     sampler = ClassSampler(data, device)
+    world, me = distributed.world_size(), distributed.rank()
     for it in tqdm(range(start, iterations), desc=f"DM ipc={ipc}", disable=not progress, initial=start, total=iterations):
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         net = models.build("convnet", num_classes=spec.num_classes, in_channels=spec.channels, width=width,
@@ -51,6 +58,11 @@ def condense_dm(data: ImageSet, ipc: int, *, iterations: int = 20000, lr_img: fl
             p.requires_grad_(False)
         loss = torch.zeros((), device=device)
         for c in range(spec.num_classes):
+            if world > 1 and c % world != me:  # another rank's class: keep the shared RNG in step
+                sampler.skip(c, gen)
+                if augment:
+                    torch.randint(0, 2**31 - 1, (1,), generator=gen)
+                continue
             real = sampler.sample(c, batch_real, gen)
             syn = images[c * ipc:(c + 1) * ipc]
             if augment:
@@ -61,7 +73,9 @@ def condense_dm(data: ImageSet, ipc: int, *, iterations: int = 20000, lr_img: fl
         if not torch.isfinite(loss):
             raise FloatingPointError(f"DM: non-finite matching loss at iteration {it + 1}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if world == 1 or loss.requires_grad:  # a rank may own no class (more ranks than classes)
+            loss.backward()
+        distributed.all_reduce_gradients([images], average=False)  # every class's gradient, from its rank
         opt.step()
         ckpt.maybe_save(it + 1, iterations, timer)
     return finish(images, labels.cpu(), data, "dm", ipc, seed, params, timer.seconds)

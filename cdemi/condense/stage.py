@@ -1,13 +1,25 @@
-"""One ``condense`` entry of a profile, end to end: condense, save with provenance, evaluate."""
+"""One ``condense`` entry of a profile, end to end: condense, save with provenance, evaluate.
+
+``python -m cdemi.condense PARAMS RUN OUT`` condenses one entry (no evaluation); under ``torchrun``
+DM splits its classes over the ranks (see :mod:`cdemi.condense.dm`).  DSA and MTT stay
+single-process and refuse to run under ``torchrun``: their steps are sequential chains (DSA
+alternates image steps with ``inner_loop`` epochs of training the network on the synthetic
+set, which every rank would have to repeat or train under DDP; MTT differentiates through one
+unrolled trajectory of ``syn_steps`` student updates per iteration), so splitting them takes more
+than summing independent per-class gradients.
+"""
 from __future__ import annotations
 
+import json
 import statistics
 from pathlib import Path
 
 import torch
 
 from .. import data as datasets
+from .. import distributed
 from .. import runtime as rt
+from ..artifacts import record_path
 from ..data.condensed import CondensedSet, load_condensed, save_condensed
 from ..data.subsets import real_subset
 from ..registry import Registry
@@ -60,20 +72,31 @@ def condense_entry(run, data, runtime, out: str | Path, progress: bool = True) -
     """Condense per ``run`` (a :data:`cdemi.params.CondenseRun`) and write ``out`` (+ record).
 
     Resume state lives in ``<out>.work/``; the record adds the parameters, seed,
-    wall time and peak memory.  :returns: the record.
+    wall time and peak memory.  :returns: the record (written by rank 0 under ``torchrun``).
+    :raises ValueError: under ``torchrun`` with more than one process, a method other than ``dm``.
     """
-    device = rt.select_device(runtime.device)
+    device = distributed.setup(runtime.device)  # rt.select_device without torchrun
+    if distributed.world_size() > 1 and run.method != "dm":
+        raise ValueError(f"condensation method {run.method!r} runs in one process only (DM alone splits over "
+                         f"processes): run it without torchrun")
     train = datasets.load(run.dataset or data.dataset, "train", data.root)
     rt.configure(runtime.threads, run.seed)
     out = Path(out)
     state_dir = out.with_suffix(".work")
     state_dir.mkdir(parents=True, exist_ok=True)
-    cs = CONDENSERS.get(run.method)(train, run, state_dir, progress, device)
+    cs = CONDENSERS.get(run.method)(train, run, state_dir, progress and distributed.is_main(), device)
     cs.meta.setdefault("params", run.model_dump())
     cs.meta["threads"] = runtime.threads
     cs.meta["device"] = str(device)
     cs.meta["torch_version"] = torch.__version__
-    return save_condensed(out, cs)
+    if distributed.world_size() > 1:
+        cs.meta["processes"] = distributed.world_size()
+    if not distributed.is_main():
+        distributed.barrier()  # rank 0 writes the set and its record
+        return json.loads(record_path(out).read_text())
+    record = save_condensed(out, cs)
+    distributed.barrier()
+    return record
 
 
 def evaluate_entry(path: str | Path, evaluation, data, runtime, progress: bool = True) -> dict:

@@ -10,6 +10,13 @@ Both sides get the standard crop + flip augmentation.  With ``guidance`` (the pa
 feature alignment) the host's generator loss gains ``lambda_FA * L_FA`` at every step.  The complete state (student,
 optimiser, schedule, host, pool, RNG, curve) is saved atomically every epoch; a rerun
 resumes from it and, on the CPU, ends with the same numbers.
+
+Under ``torchrun`` (:mod:`cdemi.distributed`) every rank runs this loop with its own seed, its own
+host (made with ``batch_size // world_size``) and its own pool; the student is wrapped in
+DistributedDataParallel and each rank's KD batch is ``batch_size // world_size``; the hosts'
+shared modules and the guidance's discriminator start from rank 0's and have their gradients
+averaged (see :class:`cdemi.invert.base.InversionHost`).  Rank 0 alone evaluates; each rank keeps
+its own resume state (``<state stem>.rank<r><suffix>``).
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from typing import Literal, Optional
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..artifacts import atomic_torch_save, safe_torch_load
 from ..condense.base import peak_memory_mb
 from ..data import ImageSet
@@ -31,6 +39,7 @@ from ..data.subsets import per_class_indices
 from ..guidance import FeatureAlignment, FeatureDiagnostics
 from ..invert.base import InversionHost
 from ..losses import kd_kl
+from ..runtime import Acceleration
 from ..training import evaluate
 from .pool import SyntheticPool
 
@@ -69,7 +78,7 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
             host: Optional[InversionHost] = None, transfer: Optional[torch.Tensor] = None,
             guidance: Optional[FeatureAlignment] = None, diagnostics: Optional[FeatureDiagnostics] = None,
             state_path: str | Path | None = None, run_digest: str = "", channels_last: bool = False,
-            progress: bool = True) -> dict:
+            accel: Optional[Acceleration] = None, progress: bool = True) -> dict:
     """Distil ``student`` from ``teacher``; :returns: the run's numbers (curve, costs, accuracies)
     and ``samples``: the newest :data:`SAMPLES_KEPT` pool images (uint8 (N, C, H, W)) and targets.
 
@@ -85,6 +94,10 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
         it and the loop settings match, otherwise it is set aside as ``.stale``.
     :param channels_last: NHWC layout for teacher, student and their inputs (about 1.7x
         faster KD on the CPU here); the numbers differ from NCHW by rounding only.
+    :param accel: the speed switches (:func:`cdemi.runtime.accelerate`): bf16 autocast of the
+        synthesis and of the KD and evaluation forward passes, pinned non-blocking copies of KD
+        batches, a compiled student; its ``channels_last`` replaces the argument of that name.
+        None: float32, plain copies, no compilation (the CPU defaults).
     """
     if guidance is not None and host is None:
         raise ValueError("guidance steers an inversion host: give a host too")
@@ -97,12 +110,18 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
             raise ValueError(f"the {role} predicts {classes} classes but {spec.name} has {spec.num_classes}: "
                              f"build the {role} with num_classes={spec.num_classes}")
     device = next(student.parameters()).device
+    if accel is None:
+        accel = Acceleration(device, channels_last=channels_last)
+    channels_last = accel.channels_last
     teacher.eval()
     layout = torch.channels_last if channels_last else torch.contiguous_format
     teacher.to(memory_format=layout)
     student.to(memory_format=layout)
-    gen = torch.Generator().manual_seed(settings.seed)
-    pool = SyntheticPool(spec.shape, settings.pool_max)
+    world = distributed.world_size()
+    kd_batch = distributed.share(settings.batch_size, "batch_size")  # this rank's part of a KD batch
+    gen = torch.Generator().manual_seed(distributed.rank_seed(settings.seed))
+    pool = SyntheticPool(spec.shape, settings.pool_max if world == 1 or settings.pool_max is None
+                         else distributed.share(settings.pool_max, "pool_max"))
     if transfer is not None and settings.mixing == "concat" and host is not None:
         with torch.no_grad():
             labels = teacher(spec.normalise(transfer.to(device))).argmax(1)
@@ -113,10 +132,17 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     curve: list[dict] = []
     start = 0
-    state_path = Path(state_path) if state_path else None
+    state_path = distributed.rank_path(state_path) if state_path else None
     resume_key = f"{settings.digest()}:{run_digest}:{'nhwc' if channels_last else 'nchw'}"
-    if state_path and state_path.exists():
-        state = safe_torch_load(state_path, "distillation state")
+    if world > 1:
+        resume_key += f":{world}-processes"
+    if accel.amp_dtype is not None:  # autocast changes the numbers: a float32 state does not resume it
+        resume_key += f":autocast-{accel.amp_dtype}"
+    state = safe_torch_load(state_path, "distillation state") if state_path and state_path.exists() else None
+    held = len(json.loads(state["curve"])) if state is not None and state.get("settings") == resume_key else -1
+    if not distributed.same_everywhere(held) and state is not None:
+        state = {}  # the ranks' states hold different epochs (killed between two saves): start over
+    if state is not None:
         if state.get("settings") == resume_key:
             student.load_state_dict(state["student"])
             opt.load_state_dict(state["optimizer"])
@@ -137,20 +163,29 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
     padding = max(1, spec.image_size // 8)
     warmup = getattr(host, "warmup", 0) if host is not None else 0
 
+    if host is not None:  # under torchrun: rank 0's shared host modules, discriminator and student
+        distributed.broadcast_parameters(t for m in host.shared_modules() for t in (*m.parameters(), *m.buffers()))
+    if guidance is not None:
+        distributed.broadcast_parameters(t for m in guidance.shared_modules() for t in m.parameters())
+    model = accel.compiled(distributed.wrap(student))  # DDP under torchrun; the student itself in one process
+
     def kl_on(images: torch.Tensor) -> torch.Tensor:
-        x = spec.normalise(random_crop_flip(images.to(device), padding, gen)).contiguous(memory_format=layout)
-        with torch.no_grad():
-            t = teacher(x)
-        return kd_kl(student(x), t, settings.temperature)
+        x = spec.normalise(random_crop_flip(accel.to_device(images), padding, gen)).contiguous(memory_format=layout)
+        with accel.autocast():
+            with torch.no_grad():
+                t = teacher(x)
+            s = model(x)
+        return kd_kl(s, t, settings.temperature)  # in float32 whatever the autocast
 
     for epoch in tqdm(range(start, settings.epochs), desc="distill", disable=not progress, initial=start,
                       total=settings.epochs, unit="epoch"):
         row = {"epoch": epoch + 1, "synthesis_seconds": 0.0, "kd_seconds": 0.0, "synthesised": 0}
         if host is not None:
             t0 = time.perf_counter()
-            batch = host.synthesize(student, guidance)
+            with accel.autocast():
+                batch = host.synthesize(student, guidance)
             pool.add(batch.images, batch.targets)
-            row.update(synthesis_seconds=time.perf_counter() - t0, synthesised=len(batch.targets),
+            row.update(synthesis_seconds=time.perf_counter() - t0, synthesised=len(batch.targets) * world,
                        synthesis_losses=batch.losses)
             if guidance is not None:
                 row["guidance"] = guidance.pop_stats()
@@ -162,9 +197,9 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
             for step in range(settings.kd_steps):
                 loss = torch.zeros((), device=device)
                 if len(pool):
-                    loss = loss + kl_on(pool.sample(settings.batch_size, gen)[0])
+                    loss = loss + kl_on(pool.sample(kd_batch, gen)[0])
                 if transfer is not None and (settings.mixing == "two_term" or host is None):
-                    idx = torch.randint(0, transfer.shape[0], (settings.batch_size,), generator=gen)
+                    idx = torch.randint(0, transfer.shape[0], (kd_batch,), generator=gen)
                     loss = loss + kl_on(transfer[idx])
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"distill: non-finite KD loss at epoch {epoch + 1}, step {step + 1}")
@@ -175,8 +210,10 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
         row["kd_seconds"] = time.perf_counter() - t0
         final = epoch == settings.epochs - 1
         row["test_images"] = len(test if final else curve_test)
-        row["test_accuracy"] = evaluate(student, test if final else curve_test, device, batch_size=256,
-                                        channels_last=channels_last)
+        row["test_accuracy"] = distributed.from_main(  # rank 0 evaluates; every rank gets its number
+            evaluate(student, test if final else curve_test, device, batch_size=256, channels_last=channels_last,
+                     amp_dtype=accel.amp_dtype)
+            if distributed.is_main() else 0.0)
         curve.append(row)
         if state_path:
             atomic_torch_save(state_path, {

@@ -4,17 +4,21 @@ The run record (one JSON per run, a DVC metric) holds the configuration and its 
 the teacher's and transfer set's checksums, the seed, the per-epoch curve, the costs
 (synthesis and KD seconds, images synthesised, pool bytes, peak memory) and the final
 and best test accuracy.  Reports are built from these records only.
+
+``python -m cdemi.distill PARAMS RUN RECORD`` runs one entry; under ``torchrun`` every rank runs it
+(see :mod:`cdemi.distill.loop`) and rank 0 alone writes the record and the samples.
 """
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from pathlib import Path
 
 import torch
 
 from .. import data as datasets
-from .. import models
+from .. import distributed, models
 from .. import runtime as rt
 from ..artifacts import atomic_torch_save, atomic_write_json
 from ..data.condensed import load_condensed
@@ -46,15 +50,16 @@ def epoch_means(curve: list[dict]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in sorted(sums.items())}
 
 
-def build_guidance(run, teacher: torch.nn.Module, condensed, spec) -> FeatureAlignment | None:
+def build_guidance(run, teacher: torch.nn.Module, condensed, spec, seed: int | None = None) -> FeatureAlignment | None:
     """The run's :class:`FeatureAlignment` toward ``condensed`` (a :class:`CondensedSet`), or None
-    when the run has no guidance."""
+    when the run has no guidance; ``seed`` (default: the run's) seeds it."""
     g = run.guidance
     if g is None:
         return None
     return FeatureAlignment(teacher, condensed.images, condensed.labels, spec, weight=g.weight, layer=g.layer,
                             conditional=g.conditional, loss=g.loss, augment=g.augment, hidden=g.hidden, d_lr=g.d_lr,
-                            d_betas=tuple(g.d_betas), d_steps=g.d_steps, real_batch=g.real_batch, seed=run.seed)
+                            d_betas=tuple(g.d_betas), d_steps=g.d_steps, real_batch=g.real_batch,
+                            seed=run.seed if seed is None else seed)
 
 
 def settings_of(run) -> DistillSettings:
@@ -78,10 +83,24 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     :data:`cdemi.distill.loop.SAMPLES_KEPT`, uint8, with their targets; none for KD-only runs)
     go to ``samples_path`` (default: ``<record stem>.samples.pt``) for the figures.
 
+    Under ``torchrun`` each rank seeds itself with :func:`cdemi.distributed.rank_seed` and builds its
+    host with its share of the host's ``batch_size``; rank 0 alone measures the diagnostics and
+    writes the samples and the record (which then also names the number of processes).
+
     :param run: :class:`cdemi.params.DistillRun`; :param data, runtime: the profile's sections.
     :returns: the record written.
+    :raises ValueError: under ``torchrun``, a host or KD ``batch_size`` (or ``pool_max``) that is not
+        a multiple of the number of processes.
     """
-    device = rt.select_device(runtime.device)
+    device = distributed.setup(runtime.device)  # rt.select_device without torchrun
+    accel = rt.accelerate(runtime, device)  # refuses switches the device cannot honour, before any work
+    world = distributed.world_size()
+    host_params = dict(run.host_params)
+    if run.host and world > 1:  # each rank synthesises its share of the host's batch
+        default = inspect.signature(HOSTS.get(run.host).__init__).parameters["batch_size"].default
+        host_params["batch_size"] = distributed.share(host_params.get("batch_size", default),
+                                                      f"host_params.batch_size of {run.host}")
+        distributed.share(run.batch_size, "batch_size")  # checked here too, before any computation
     dataset = run.dataset or data.dataset
     test = datasets.load(dataset, "test", data.root)
     spec = test.spec
@@ -98,16 +117,17 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     real = None
     if run.real_reference_per_class:
         real = real_subset(datasets.load(dataset, "train", data.root), run.real_reference_per_class, seed=0)
-    rt.configure(runtime.threads, run.seed)
+    seed = distributed.rank_seed(run.seed)  # run.seed itself in one process
+    rt.configure(runtime.threads, seed)
     student = models.build(run.student.arch, num_classes=spec.num_classes, in_channels=spec.channels,
                            width=run.student.width).to(device)
     teacher = teacher.to(device)
     if runtime.channels_last:  # before the host and the guidance copy the teacher
         teacher = teacher.to(memory_format=torch.channels_last)
-    host = HOSTS.get(run.host)(teacher, spec, seed=run.seed, **run.host_params) if run.host else None
-    guidance = build_guidance(run, teacher, cs, spec)
+    host = HOSTS.get(run.host)(teacher, spec, seed=seed, **host_params) if run.host else None
+    guidance = build_guidance(run, teacher, cs, spec, seed=seed)
     diagnostics = None
-    if host is not None:
+    if host is not None and distributed.is_main():
         diagnostics = FeatureDiagnostics(
             teacher, spec, run.guidance.layer if run.guidance else PENULTIMATE,
             condensed=(reference.images, reference.labels) if reference is not None else None,
@@ -117,7 +137,10 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
                      transfer=cs.images if cs is not None else None, guidance=guidance, diagnostics=diagnostics,
                      state_path=state_path or record_path.with_suffix(".state"),
                      run_digest=f"{config_hash(run)}:{teacher_record['sha256']}:{(transfer_record or {}).get('sha256')}",
-                     channels_last=runtime.channels_last, progress=progress)
+                     accel=accel, progress=progress and distributed.is_main())
+    if not distributed.is_main():
+        distributed.barrier()  # rank 0 writes the samples and the record
+        return json.loads(record_path.read_text())
     samples = result.pop("samples")
     atomic_torch_save(Path(samples_path or record_path.with_suffix(".samples.pt")),
                       {**samples, "dataset": dataset, "run": name, "config_hash": config_hash(run)})
@@ -129,7 +152,11 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
         "transfer": transfer_record, "diagnostics_reference": reference_record,
         "reference_distances": diagnostics.reference if diagnostics is not None else {},
         "diagnostics_mean": epoch_means(result["curve"]), "threads": runtime.threads, "device": str(device),
+        "machine": rt.machine(), **({"autocast": str(accel.amp_dtype)} if accel.amp_dtype is not None else {}),
         "torch_version": torch.__version__, **result,
     }
+    if world > 1:
+        record["processes"] = world
     atomic_write_json(record_path, record)
+    distributed.barrier()
     return record

@@ -16,7 +16,9 @@ its target labels ``y``, and
 The host is not changed: FA runs its own frozen copy of the teacher, so the host's
 BN-statistics and feature hooks never see FA's passes.  Its state (``D``, its optimiser,
 its RNG) joins the host's for resume; :meth:`pop_stats` hands the KD loop the epoch's
-discriminator accuracies and losses.
+discriminator accuracies and losses.  Under ``torchrun`` each rank draws its own condensed
+batches and augmentation, ``D`` is made equal from rank 0 by the KD loop and its gradients are
+averaged over the ranks before every step.
 
 Defaults where the paper is silent (``../shared/paper.md``): D = SN-MLP d->256->256 with
 projection conditioning, non-saturating loss, Adam lr 2e-4 betas (0.5, 0.999), one D step
@@ -30,6 +32,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .. import distributed
 from ..diffaug import diffaugment
 from .discriminator import Conditioning, FeatureDiscriminator, GanLoss, discriminator_loss, generator_adversarial_loss
 from .features import PENULTIMATE, FeatureTap, feature_dim
@@ -138,6 +141,7 @@ class FeatureAlignment:
             raise FloatingPointError(f"feature alignment: non-finite discriminator loss ({float(loss)})")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.all_reduce_gradients(self.discriminator.parameters())  # nothing in one process
         self.optimizer.step()
         return {"d_loss": float(loss.detach()), "d_acc_real": float((d_real > 0).float().mean()),
                 "d_acc_fake": float((d_fake < 0).float().mean())}
@@ -169,6 +173,10 @@ class FeatureAlignment:
         out = {k: v / self._calls for k, v in self._sums.items()} if self._calls else {}
         self._sums, self._calls = {}, 0
         return out
+
+    def shared_modules(self) -> list[nn.Module]:
+        """The discriminator: all ranks hold it alike under ``torchrun``."""
+        return [self.discriminator]
 
     def state_dict(self) -> dict:
         """D, its optimiser and the RNG: everything a resumed run needs."""

@@ -4,6 +4,11 @@ A host owns its synthesis state (generator, meta-initialisation, latents, optimi
 memory banks, RNG) and hands batches to the KD loop through :meth:`InversionHost.synthesize`.
 The paper's guidance does not reach into a host: it passes an ``extra`` term that the
 host adds to its generator loss at every synthesis step.
+
+Under ``torchrun`` every rank runs its own host (its own seed, its share of the batch); what the
+ranks learn together lives in :meth:`InversionHost.shared_modules` (made equal once, from rank 0,
+by the KD loop) and every host averages their gradients over the ranks with :meth:`InversionHost.sync`
+right before the optimiser step that updates them.  In one process both do nothing.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Callable, Optional
 
 import torch
 
+from .. import distributed
 from ..registry import Registry
 
 # (normalised synthetic images with grad, target labels) -> (loss scalar, numbers to log)
@@ -57,6 +63,18 @@ class InversionHost(ABC):
     @abstractmethod
     def synthesize(self, student: Optional[torch.nn.Module] = None, extra: Optional[ExtraTerm] = None) -> SynthesisBatch:
         """Run the host's synthesis steps and return one batch for KD."""
+
+    def shared_modules(self) -> list[torch.nn.Module]:
+        """The persistent modules all ranks hold alike under ``torchrun`` (a generator, a head, a
+        memory), whose gradients :meth:`sync` averages; none by default (DeepInversion's pixels are
+        each rank's own)."""
+        return []
+
+    @staticmethod
+    def sync(parameters) -> None:
+        """Average the gradients of ``parameters`` (an iterable of tensors) over the ranks, before the
+        optimiser step that uses them; nothing in one process."""
+        distributed.all_reduce_gradients(parameters)
 
     def state_dict(self) -> dict:
         """Complete synthesis state for resume (the base keeps the RNG)."""

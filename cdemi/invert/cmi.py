@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import distributed
 from ..data.augment import random_crop_flip
 from ..models.generator import Generator
 from .base import HOSTS, ExtraTerm, InversionHost, SynthesisBatch
@@ -176,6 +177,7 @@ class CMI(InversionHost):
         with self._seeded():
             net = Generator(self.nz, self.ngf, self.spec.image_size, self.spec.channels)
         net.to(device).train()
+        distributed.broadcast_parameters([*net.parameters(), *net.buffers()])  # under torchrun: rank 0's G
         z = torch.randn((self.batch_size, self.nz), generator=self.generator).to(device).requires_grad_(True)
         targets = self.balanced_targets(self.batch_size).to(device)
         opt = torch.optim.Adam([{"params": net.parameters()}, {"params": [z], "lr": self.lr_z}], lr=self.lr_g,
@@ -205,6 +207,7 @@ class CMI(InversionHost):
                 opt.zero_grad(set_to_none=True)
                 self.head_optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                self.sync([*net.parameters(), *self.head.parameters()])  # not z: each rank's own latents
                 opt.step()
                 self.head_optimizer.step()
             self.bn_stats.update_average()
@@ -215,6 +218,11 @@ class CMI(InversionHost):
             student.train()
         return SynthesisBatch(best.clamp(0, 1).cpu(), targets.cpu(), {k: float(v.detach()) for k, v in terms.items()},
                               self.g_steps)
+
+    def shared_modules(self) -> list[nn.Module]:
+        """The projection head (each synthesis's fresh ``G`` is made equal from rank 0 when it is built;
+        the memory bank stays each rank's own)."""
+        return [self.head]
 
     def state_dict(self) -> dict:
         """A snapshot of the RNG, memory bank, head and its optimiser, BN average and syntheses count.

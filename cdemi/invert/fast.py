@@ -83,12 +83,16 @@ class Fast(InversionHost):
                         p.grad += q.grad
                 opt.step()
             self.bn_stats.update_average()
+        self.sync(meta_params)  # under torchrun: the meta gradients of every rank's fast generator, averaged
         self.meta_optimizer.step()
         self.syntheses += 1
         if student is not None:
             student.train()
         return SynthesisBatch(best.clamp(0, 1).cpu(), targets.cpu(), {k: float(v.detach()) for k, v in terms.items()},
                               self.g_steps)
+
+    def shared_modules(self) -> list[torch.nn.Module]:
+        return [self.meta_generator]
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "meta_generator": self.meta_generator.state_dict(),

@@ -160,6 +160,7 @@ class PREDFKD(InversionHost):
             loss = self.generator_loss(terms, x, targets, extra)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.sync(self.image_generator.parameters())
             self.optimizer.step()
         if student is not None:
             student.train()
@@ -182,6 +183,7 @@ class PREDFKD(InversionHost):
                 raise FloatingPointError(f"PRE-DFKD: non-finite memory loss (bce {float(bce)}, kl {float(kl)})")
             self.memory_optimizer.zero_grad(set_to_none=True)
             (bce + kl).backward()
+            self.sync(self.memory.parameters())
             self.memory_optimizer.step()
         return bce.detach(), kl.detach()
 
@@ -195,6 +197,9 @@ class PREDFKD(InversionHost):
         z = torch.randn((n, self.memory.nz), generator=self.generator).to(device)
         images = self.memory.decoder(z)
         return images, self.teacher(self.spec.normalise(images)).argmax(1)
+
+    def shared_modules(self) -> list[nn.Module]:
+        return [self.image_generator, self.memory]
 
     def state_dict(self) -> dict:
         return {**super().state_dict(), "image_generator": self.image_generator.state_dict(),
