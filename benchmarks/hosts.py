@@ -75,10 +75,40 @@ def kd_step_fn(run, spec, teacher, student, layout):
     from cdemi.distill.stage import settings_of
     from cdemi.losses import kd_kl
 
-    kd_step = kd_step_fn(run, spec, teacher, student, layout)
-    kd_seconds = _seconds(kd_step, kd_steps)
-    return {"run": name, "host": run.host, "variant": run.variant, "images_per_synthesis": n_images, "steps_per_synthesis": batch.steps,
-            "synthesis_img_per_s": round(n_images / synth, 1),
+    settings = settings_of(run)
+    opt = torch.optim.SGD(student.parameters(), lr=settings.lr, momentum=settings.momentum)
+    kd_x = torch.rand((settings.batch_size, *spec.shape)).contiguous(memory_format=layout)
+
+    def kd_step():
+        with torch.no_grad():
+            t = teacher(kd_x)
+        loss = kd_kl(student(kd_x), t, settings.temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return kd_step
+
+
+def measure(name: str, params_file: str, syntheses: int, kd_steps: int, overrides: dict | None = None) -> dict:
+    """Measure one ``distill`` entry with a host; :returns: the row as a dict."""
+    run, spec, teacher, student, host, guidance, layout = build(name, params_file, overrides)
+    batch = host.synthesize(student, guidance)  # warm-up: first-call allocations
+    n_images = len(batch.targets)
+    start = time.perf_counter()
+    for _ in range(syntheses):
+        batch = host.synthesize(student, guidance)
+    synth = (time.perf_counter() - start) / syntheses
+    per_step = synth / max(1, batch.steps)
+    x = torch.randn((host.batch_size, *spec.shape)).contiguous(memory_format=layout).requires_grad_(True)
+
+    def teacher_pass():
+        teacher(x).sum().backward()
+
+    teacher_seconds = _seconds(teacher_pass, 3)
+    kd_seconds = _seconds(kd_step_fn(run, spec, teacher, student, layout), kd_steps)
+    return {"run": name, "host": run.host, "variant": run.variant, "images_per_synthesis": n_images,
+            "steps_per_synthesis": batch.steps, "synthesis_img_per_s": round(n_images / synth, 1),
             "step_over_teacher_pass": round(per_step / teacher_seconds, 2),
             "kd_img_per_s": round(run.batch_size / kd_seconds, 1),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}

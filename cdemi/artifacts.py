@@ -5,6 +5,7 @@ then renamed over its final name, so a reader never sees a partial file.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -29,21 +30,59 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+_PERMISSION_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+_SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+class ArtifactWriteError(OSError):
+    """An artifact could not be written for lack of permission or space.
+
+    Raised by every atomic writer here instead of the bare :class:`OSError`; its ``errno`` is the
+    original one, ``filename`` the final path.  Nothing is left behind: no temporary file, and a
+    file already under the final name keeps its bytes.
+    """
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _write_error(path: Path, e: OSError) -> ArtifactWriteError:
+    folder = path.parent
+    reason = e.strerror or os.strerror(e.errno)
+    if e.errno in _SPACE_ERRNOS:
+        fix = f"free space on the file system holding {folder}"
+        if e.errno == errno.EFBIG:
+            fix += " (or raise the file-size limit, `ulimit -f`)"
+        what = "out of space"
+    else:
+        fix = f"make {folder} writable or choose another output folder"
+        what = "permission denied" if e.errno != errno.EROFS else "read-only file system"
+    return ArtifactWriteError(e.errno, f"cannot write {path}: {what} ({reason}); {fix}. "
+                                       "No partial file was left and any previous file is unchanged.", str(path))
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
+
+    :raises ArtifactWriteError: no permission (EACCES, EPERM, EROFS) or no space (ENOSPC, EDQUOT,
+        EFBIG); the temporary file is removed and a previous file under ``path`` is untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
-        os.fchmod(fd, 0o644)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o644)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in _PERMISSION_ERRNOS | _SPACE_ERRNOS:
+            raise _write_error(path, e) from e
         raise
 
 

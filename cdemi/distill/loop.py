@@ -183,7 +183,10 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
         if host is not None:
             t0 = time.perf_counter()
             with accel.autocast():
-                batch = host.synthesize(student, guidance)
+                try:
+                    batch = host.synthesize(student, guidance)
+                except FloatingPointError as e:  # the host names the step and the terms
+                    raise FloatingPointError(f"distill: epoch {epoch + 1}, synthesis: {e}") from e
             pool.add(batch.images, batch.targets)
             row.update(synthesis_seconds=time.perf_counter() - t0, synthesised=len(batch.targets) * world,
                        synthesis_losses=batch.losses)
@@ -196,13 +199,21 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
         if epoch >= warmup:
             for step in range(settings.kd_steps):
                 loss = torch.zeros((), device=device)
+                terms = {}  # the same sum as before, its terms kept to name a non-finite one
                 if len(pool):
-                    loss = loss + kl_on(pool.sample(kd_batch, gen)[0])
+                    terms["pool"] = kl_on(pool.sample(kd_batch, gen)[0])
+                    loss = loss + terms["pool"]
                 if transfer is not None and (settings.mixing == "two_term" or host is None):
                     idx = torch.randint(0, transfer.shape[0], (kd_batch,), generator=gen)
-                    loss = loss + kl_on(transfer[idx])
+                    terms["transfer"] = kl_on(transfer[idx])
+                    loss = loss + terms["transfer"]
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"distill: non-finite KD loss at epoch {epoch + 1}, step {step + 1}")
+                    values = ", ".join(f"{k} KL = {float(v.detach())}" for k, v in terms.items())
+                    bad = [k for k, v in terms.items() if not torch.isfinite(v)] or ["their sum"]
+                    raise FloatingPointError(
+                        f"distill: non-finite KD loss at epoch {epoch + 1}, step {step + 1} of {settings.kd_steps}: "
+                        f"term {' and '.join(bad)} ({values}); the last finished epoch's resume state, if any, "
+                        f"is unchanged. Lower lr or the temperature, or check the teacher and the transfer set")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

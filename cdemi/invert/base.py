@@ -12,6 +12,7 @@ right before the optimiser step that updates them.  In one process both do nothi
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -84,12 +85,14 @@ class InversionHost(ABC):
         self.generator.set_state(state["rng"])
 
     def generator_loss(self, terms: dict[str, torch.Tensor], view: torch.Tensor, targets: torch.Tensor,
-                       extra: Optional[ExtraTerm]) -> torch.Tensor:
+                       extra: Optional[ExtraTerm], step: Optional[int] = None) -> torch.Tensor:
         """``sum_k weights[k] * terms[k]`` over the host's weighted terms, plus the ``extra``
         (guidance) term evaluated on ``view`` (normalised images with grad) and ``targets``;
         the extra term's value joins ``terms`` under ``extra``.
 
-        :raises FloatingPointError: a non-finite total, naming every term's value.
+        :param step: the synthesis step (0-based) inside this :meth:`synthesize`, for the error.
+        :raises FloatingPointError: a non-finite total, naming the step, the non-finite terms and
+            every term's value.
         """
         loss = sum(self.weights[k] * v for k, v in terms.items() if k in self.weights)
         if extra is not None:
@@ -97,7 +100,10 @@ class InversionHost(ABC):
             loss = loss + terms["extra"]
         if not torch.isfinite(loss):
             values = {k: float(v.detach()) for k, v in terms.items()}
-            raise FloatingPointError(f"{self.name}: non-finite generator loss ({values})")
+            bad = [k for k, v in values.items() if not math.isfinite(v)] or ["the weighted sum"]
+            where = f" at synthesis step {step + 1}" if step is not None else ""
+            raise FloatingPointError(f"{self.name}: non-finite generator loss{where}: term {' and '.join(bad)} "
+                                     f"(all terms: {values})")
         return loss
 
     def balanced_targets(self, n: int) -> torch.Tensor:

@@ -189,7 +189,7 @@ class CMI(InversionHost):
         best_loss, best, best_feature, terms = float("inf"), None, None, {}
         padding = max(1, self.spec.image_size // 8)
         with self.bn_stats, self.features:
-            for _ in range(self.g_steps):
+            for step in range(self.g_steps):
                 images = net(z)
                 view = self.spec.normalise(random_crop_flip(images, padding, self.generator))
                 local = self.spec.normalise(random_resized_crop(images, self.generator))
@@ -201,7 +201,7 @@ class CMI(InversionHost):
                 if use_adv:
                     terms["adv"] = adversarial_disagreement(student(view), logits)
                 terms["cr"] = self.contrastive_loss(local_feature, global_feature, bank)
-                loss = self.generator_loss(terms, view, targets, extra)
+                loss = self.generator_loss(terms, view, targets, extra, step=step)
                 if loss.item() < best_loss:
                     best_loss, best, best_feature = loss.item(), images.detach(), global_feature.detach()
                 opt.zero_grad(set_to_none=True)

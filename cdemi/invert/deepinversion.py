@@ -51,14 +51,14 @@ class DeepInversion(InversionHost):
         opt = torch.optim.Adam([x], lr=self.lr, betas=(0.5, 0.9))
         terms: dict[str, torch.Tensor] = {}
         with self.bn_stats:
-            for _ in range(self.iterations):
+            for step in range(self.iterations):
                 view = self._view(x)
                 logits = self.teacher(view)
                 terms = {"ce": F.cross_entropy(logits, targets), "bn": self.bn_stats.loss(),
                          "tv": total_variation(view), "l2": image_l2(view)}
                 if self.weights["adv"] and student is not None:
                     terms["adv"] = adversarial_disagreement(student(view), logits)
-                loss = self.generator_loss(terms, view, targets, extra)
+                loss = self.generator_loss(terms, view, targets, extra, step=step)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

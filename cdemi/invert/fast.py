@@ -66,14 +66,14 @@ class Fast(InversionHost):
         best_loss, best, terms = float("inf"), None, {}
         padding = max(1, self.spec.image_size // 8)
         with self.bn_stats:
-            for _ in range(self.g_steps):
+            for step in range(self.g_steps):
                 images = fast(z)
                 view = self.spec.normalise(random_crop_flip(images, padding, self.generator))
                 logits = self.teacher(view)
                 terms = {"bn": self.bn_stats.loss(), "oh": F.cross_entropy(logits, targets)}
                 if use_adv:
                     terms["adv"] = adversarial_disagreement(student(view), logits)
-                loss = self.generator_loss(terms, view, targets, extra)
+                loss = self.generator_loss(terms, view, targets, extra, step=step)
                 if loss.item() < best_loss:
                     best_loss, best = loss.item(), images.detach()
                 opt.zero_grad(set_to_none=True)

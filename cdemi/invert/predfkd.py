@@ -152,12 +152,12 @@ class PREDFKD(InversionHost):
         if student is not None:
             student.eval()
         self.image_generator.train()
-        for _ in range(self.g_steps):
+        for step in range(self.g_steps):
             z = torch.randn((self.batch_size, self.image_generator.nz), generator=self.generator).to(device)
             images = self.image_generator(z)
             x = self.spec.normalise(images)
             terms, targets = self.loss_terms(x, student if use_adv else None)
-            loss = self.generator_loss(terms, x, targets, extra)
+            loss = self.generator_loss(terms, x, targets, extra, step=step)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.sync(self.image_generator.parameters())
