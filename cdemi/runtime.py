@@ -116,3 +116,16 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def channels_last_safe(*models: torch.nn.Module) -> bool:
+    """Whether NHWC is safe on the CPU for all of ``models``.
+
+    torch 2.14.1's oneDNN fails in the backward of a 1x1 stride-2 convolution with fewer than 16 input
+    channels in NHWC: it corrupts the heap on AVX-512 CPUs and spins forever in
+    ``jit_avx2_1x1_convolution_bwd_weights`` on AVX2 ones.  Narrow nets (width <= 1/8 ResNets, such as the
+    smoke profile's and the tests') have such shortcuts; the loops keep them NCHW on the CPU.  The default
+    profile's nets (16 channels and more at every 1x1 stride-2 convolution) are not affected.
+    """
+    return not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+                   and m.in_channels < 16 for model in models for m in model.modules())

@@ -30,7 +30,7 @@ from .artifacts import atomic_torch_save, record_path, safe_torch_load
 from .data import ImageSet
 from .data.augment import random_crop_flip
 from .losses import kd_kl
-from .runtime import Acceleration
+from .runtime import Acceleration, channels_last_safe
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ def train_classifier(model: nn.Module, train: ImageSet, test: ImageSet, settings
     distributed.share(settings.batch_size, "batch_size")  # each rank's part of a batch; refuses a remainder
     device = torch.device(device)
     accel = accel or Acceleration(device, channels_last=channels_last)
-    channels_last = accel.channels_last
+    channels_last = accel.channels_last and (device.type != "cpu"
+                                             or channels_last_safe(model, *([teacher] if teacher is not None else [])))
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -98,3 +98,15 @@ def test_pinned_copies_are_made_when_the_switch_is_on(monkeypatch):
     pinned.clear()
     rt.Acceleration(CPU).to_device(x)
     assert pinned == []
+
+
+def test_narrow_resnets_stay_nchw_on_the_cpu_and_the_default_profiles_nets_do_not():
+    """oneDNN's NHWC backward of a 1x1 stride-2 convolution with < 16 input channels fails on the CPU
+    (heap corruption on AVX-512, an endless loop on AVX2): such nets keep the NCHW layout."""
+    from cdemi import models
+
+    narrow = models.build("resnet18", num_classes=10, in_channels=1, width=0.0625)
+    assert not rt.channels_last_safe(narrow)
+    for arch in ("resnet18", "resnet34", "mobilenetv2"):  # the default profile's teacher and students
+        assert rt.channels_last_safe(models.build(arch, num_classes=10, in_channels=1, width=0.25))
+    assert not rt.channels_last_safe(models.build("resnet34", num_classes=10, in_channels=1, width=0.25), narrow)
