@@ -1,7 +1,7 @@
 # The README's commands. Each bootstraps what it needs: a virtual environment with the
 # pinned packages, then the Fashion-MNIST data.
 #   make repro   the main job: the default profile's `dvc repro` (+ the reports as HTML)
-#   make test    unit tests + nbval over every notebook
+#   make test    unit tests + nbval over every notebook (then the reliability counts into the README)
 #   make bench   per-host synthesis / KD cost, its growth, the hot spots on this machine
 PYTHON ?= python3.11
 VENV   := .venv
@@ -53,7 +53,8 @@ repro: data
 	$(MAKE) --no-print-directory html
 
 test: data chromium
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	CDEMI_RELIABILITY_README=README.md $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	  -p no:cacheprovider
 
 lab: data
 	$(BIN)/jupyter lab --notebook-dir=.

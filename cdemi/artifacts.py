@@ -105,9 +105,12 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> str:
     return sha256_bytes(data)
 
 
-def safe_torch_load(path: str | os.PathLike, what: str = "file") -> Any:
+def safe_torch_load(path: str | os.PathLike, what: str = "file",
+                    fix: str = "Delete it and rerun the stage that produces it.") -> Any:
     """``torch.load(path, weights_only=True)`` with a clear error for bad files.
 
+    :param what: what the file is, for the messages (``"teacher checkpoint"``).
+    :param fix: the advice that ends the corrupt-file message.
     :raises FileNotFoundError: the file is missing.
     :raises ValueError: the file is corrupt or needs arbitrary code to unpickle.
     """
@@ -120,7 +123,7 @@ def safe_torch_load(path: str | os.PathLike, what: str = "file") -> Any:
         raise ValueError(
             f"{what} {path} cannot be loaded safely (corrupt, truncated, or it needs arbitrary code "
             f"to unpickle): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. "
-            "Delete it and rerun the stage that produces it."
+            f"{fix}"
         ) from e
 
 

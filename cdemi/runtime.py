@@ -129,3 +129,9 @@ def channels_last_safe(*models: torch.nn.Module) -> bool:
     """
     return not any(isinstance(m, torch.nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
                    and m.in_channels < 16 for model in models for m in model.modules())
+
+
+def use_channels_last(wanted: bool, device: torch.device, *models: torch.nn.Module) -> bool:
+    """The layout rule of every loop: NHWC when ``wanted``, except on the CPU for nets that are not
+    :func:`channels_last_safe`."""
+    return wanted and (device.type != "cpu" or channels_last_safe(*models))

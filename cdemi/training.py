@@ -30,7 +30,7 @@ from .artifacts import atomic_torch_save, record_path, safe_torch_load
 from .data import ImageSet
 from .data.augment import random_crop_flip
 from .losses import kd_kl
-from .runtime import Acceleration, channels_last_safe
+from .runtime import Acceleration, use_channels_last
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class TrainResult:
     resumed_from_epoch: int = 0
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: nn.Module, data: ImageSet, device: torch.device | str = "cpu", batch_size: int = 1000,
              channels_last: bool = False, amp_dtype: torch.dtype | None = None) -> float:
     """Top-1 accuracy in percent of ``model`` on ``data`` (normalised with its spec); forward passes
@@ -120,8 +120,7 @@ def train_classifier(model: nn.Module, train: ImageSet, test: ImageSet, settings
     distributed.share(settings.batch_size, "batch_size")  # each rank's part of a batch; refuses a remainder
     device = torch.device(device)
     accel = accel or Acceleration(device, channels_last=channels_last)
-    channels_last = accel.channels_last and (device.type != "cpu"
-                                             or channels_last_safe(model, *([teacher] if teacher is not None else [])))
+    channels_last = use_channels_last(accel.channels_last, device, model, *([teacher] if teacher is not None else []))
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)

@@ -121,3 +121,24 @@ def tiny_model(arch: str = "resnet18", in_channels: int = 1, width: float = 0.12
 
     torch.manual_seed(0)
     return models.build(arch, num_classes=10, in_channels=in_channels, width=width)
+
+
+@pytest.fixture(scope="session")
+def tally():
+    """The suite's count of bad inputs, injected faults and files kept (:mod:`tests.reliability_tally`)."""
+    from .reliability_tally import TALLY
+
+    return TALLY
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After a whole, passing suite under ``make test``: the counts into the README's reliability section."""
+    import os
+
+    from .reliability_tally import TALLY, publish
+
+    readme = os.environ.get("CDEMI_RELIABILITY_README")
+    whole = not (session.config.option.keyword or session.config.option.markexpr)
+    if readme and whole and exitstatus == 0 and session.testscollected:
+        if publish(Path(readme)):
+            print(f"\nreliability counts written to {readme}: commit it")

@@ -27,24 +27,31 @@ def test_round_trip_restores_identical_outputs(saved):
     assert record["test_accuracy"] == 12.5 and len(record["sha256"]) == 64
 
 
-def test_bit_flip_is_refused_by_checksum(saved):
+def test_bit_flip_is_refused_by_checksum(saved, tally):
     path, _ = saved
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0x01
     path.write_bytes(bytes(blob))
+    record = record_path(path).read_bytes()
+    tally.bad_input("corrupt checkpoint (bit flip, truncation)")
     with pytest.raises(CheckpointError, match="does not match its record"):
         load_classifier(path)
+    assert tally.kept(path, bytes(blob)) and tally.kept(record_path(path), record)  # refused, not rewritten
 
 
-def test_truncated_file_is_refused(saved):
+def test_truncated_file_is_refused(saved, tally):
     path, _ = saved
-    path.write_bytes(path.read_bytes()[:1000])
+    damaged = path.read_bytes()[:1000]
+    path.write_bytes(damaged)
+    tally.bad_input("corrupt checkpoint (bit flip, truncation)")
     with pytest.raises(CheckpointError, match="corrupt or was replaced"):
         load_classifier(path)
+    assert tally.kept(path, damaged)
 
 
-def test_expected_architecture_dataset_and_classes_are_enforced(saved):
+def test_expected_architecture_dataset_and_classes_are_enforced(saved, tally):
     path, _ = saved
+    tally.bad_input("checkpoint of another architecture, dataset or class count", 3)
     with pytest.raises(CheckpointError, match="architecture 'resnet18', expected 'resnet34'"):
         load_classifier(path, arch="resnet34")
     with pytest.raises(CheckpointError, match="dataset 'digits', expected 'cifar10'"):
@@ -53,7 +60,8 @@ def test_expected_architecture_dataset_and_classes_are_enforced(saved):
         load_classifier(path, num_classes=100)
 
 
-def test_weights_of_another_architecture_are_refused(tmp_path):
+def test_weights_of_another_architecture_are_refused(tmp_path, tally):
+    tally.bad_input("checkpoint of another architecture, dataset or class count")
     path = tmp_path / "other.pt"
     save_classifier(path, tiny_model("mobilenetv2"), "mobilenetv2", KW, "digits")
     rec = record_path(path)
@@ -62,8 +70,9 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
         load_classifier(path)
 
 
-def test_pickle_that_needs_code_is_refused(saved):
+def test_pickle_that_needs_code_is_refused(saved, tally):
     path, _ = saved
+    tally.bad_input("pickle that needs code to load")
 
     class Payload:
         def __reduce__(self):
@@ -79,6 +88,7 @@ def test_pickle_that_needs_code_is_refused(saved):
         load_classifier(path)
 
 
-def test_missing_record_says_what_to_do(tmp_path):
+def test_missing_record_says_what_to_do(tmp_path, tally):
+    tally.bad_input("checkpoint without its record")
     with pytest.raises(CheckpointError, match="record .* is missing: rerun the stage"):
         load_classifier(tmp_path / "nothing.pt")

@@ -28,7 +28,9 @@ def test_round_trip_keeps_images_labels_and_provenance(tmp_path):
     assert back.meta["seed"] == 3 and back.meta["sha256"] == rec["sha256"] and back.method == "dm"
 
 
-def test_corrupt_or_foreign_sets_are_refused(tmp_path):
+def test_corrupt_or_foreign_sets_are_refused(tmp_path, tally):
+    tally.bad_input("condensed set of another dataset, IPC or resolution", 3)
+    tally.bad_input("corrupt condensed set (bit flip, truncation)")
     x, y = _pixels()
     save_condensed(tmp_path / "a.pt", CondensedSet(x, y, "fashion_mnist", "dm", 2))
     with pytest.raises(ArtifactError, match="has dataset 'fashion_mnist', expected 'cifar10'"):
@@ -42,6 +44,7 @@ def test_corrupt_or_foreign_sets_are_refused(tmp_path):
     (tmp_path / "a.pt").write_bytes(bytes(blob))
     with pytest.raises(ArtifactError, match="corrupt or was replaced"):
         load_condensed(tmp_path / "a.pt")
+    assert tally.kept(tmp_path / "a.pt", bytes(blob))
 
 
 def test_unbalanced_or_misshapen_sets_are_rejected():
@@ -68,7 +71,8 @@ def test_vico_file_round_trip_chooses_the_experiment(tmp_path):
         read_vico(f, experiment=2)
 
 
-def test_vico_layout_errors_are_explained(tmp_path):
+def test_vico_layout_errors_are_explained(tmp_path, tally):
+    tally.bad_input("public condensed file of another layout, dataset or resolution", 3)
     f = tmp_path / "res_DSA_CIFAR10_ConvNet_1ipc.pt"
     torch.save({"images": torch.zeros(10, 3, 32, 32)}, f)
     with pytest.raises(FormatError, match="expected a dict with key 'data'"):
@@ -103,6 +107,84 @@ def test_mtt_plain_files_are_denormalised(tmp_path):
     torch.save(y[:5], tmp_path / "labels_best.pt")
     with pytest.raises(FormatError, match="MTT files hold images"):
         read_mtt(tmp_path / "images_best.pt", tmp_path / "labels_best.pt", "cifar10")
+
+
+def _vico(tmp_path, dataset="FashionMNIST", shape=(1, 28, 28), classes=10):
+    x, y = _pixels(2, classes, shape)
+    f = tmp_path / f"res_DM_{dataset}_ConvNet_2ipc.pt"
+    torch.save({"data": [[x, y]], "accs_all_exps": {}}, f)
+    return f
+
+
+def test_damaged_public_files_are_refused_with_the_fix(tmp_path, tally):
+    """Truncation, a flipped exponent bit (NaN pixels), a pickle that needs code, and bytes that differ
+    from a pinned download: each a FormatError naming the file; the file itself is left as it is."""
+    f = _vico(tmp_path)
+    good = f.read_bytes()
+    digest = read_vico(f).meta["source_sha256"]
+
+    f.write_bytes(good[: len(good) // 2])
+    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)")
+    with pytest.raises(FormatError, match=f"VICO-UoE result file {f} cannot be loaded safely.*Download the file again"):
+        read_vico(f)
+    assert tally.kept(f, good[: len(good) // 2])
+
+    x, y = _pixels()
+    x.view(-1)[7] = float("nan")  # what a flipped exponent bit can make of a float32
+    torch.save({"data": [[x, y]]}, f)
+    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)")
+    with pytest.raises(FormatError, match=f"{f}: 1 pixel values are NaN or infinite"):
+        read_vico(f)
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    torch.save({"data": Payload()}, f)
+    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)")
+    with pytest.raises(FormatError, match="cannot be loaded safely .*needs arbitrary code"):
+        read_vico(f)
+
+    f.write_bytes(good)
+    assert read_vico(f, sha256=digest.upper()).meta["source_sha256"] == digest  # the pin matches its own bytes
+    other = bytearray(good)
+    other[-50] ^= 0x01
+    f.write_bytes(bytes(other))
+    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)")
+    with pytest.raises(FormatError, match=f"has SHA-256 [0-9a-f]{{64}}, the pinned download has {digest}"):
+        read_vico(f, sha256=digest)
+    assert tally.kept(f, bytes(other))
+
+
+def test_public_files_of_another_dataset_are_refused(tmp_path, tally):
+    """CIFAR-100 labels in a file read as CIFAR-10, 32x32 images read as Fashion-MNIST, a class missing."""
+    tally.bad_input("public condensed file of another layout, dataset or resolution", 3)
+    f = _vico(tmp_path, "CIFAR100", (3, 32, 32), classes=100)
+    with pytest.raises(FormatError, match=r"labels span 0..99, cifar10 has classes 0..9: a set of another dataset"):
+        read_vico(f, dataset="cifar10")
+    x, y = _pixels(1, 10, (3, 32, 32))
+    torch.save(_normalise(x, "cifar10"), tmp_path / "images_best.pt")
+    torch.save(y, tmp_path / "labels_best.pt")
+    with pytest.raises(FormatError, match=r"images \(10, 3, 32, 32\).*fashion_mnist needs \(N, \(1, 28, 28\)\)"):
+        read_mtt(tmp_path / "images_best.pt", tmp_path / "labels_best.pt", "fashion_mnist")
+    torch.save(torch.arange(1, 11) % 9, tmp_path / "labels_best.pt")  # class 9 missing, class 0 twice
+    with pytest.raises(FormatError, match="labels_best.pt: classes are not balanced"):
+        read_mtt(tmp_path / "images_best.pt", tmp_path / "labels_best.pt", "cifar10")
+
+
+def test_mtt_files_that_need_code_or_are_truncated_are_refused(tmp_path, tally):
+    x, y = _pixels(1, 10, (3, 32, 32))
+    torch.save(_normalise(x, "cifar10"), tmp_path / "images_best.pt")
+    good = (tmp_path / "images_best.pt").read_bytes()
+    (tmp_path / "labels_best.pt").write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.")
+    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)", 2)
+    with pytest.raises(FormatError, match="MTT labels file .*labels_best.pt cannot be loaded safely"):
+        read_mtt(tmp_path / "images_best.pt", tmp_path / "labels_best.pt", "cifar10")
+    torch.save(y, tmp_path / "labels_best.pt")
+    (tmp_path / "images_best.pt").write_bytes(good[:-200])
+    with pytest.raises(FormatError, match="MTT images file .*images_best.pt cannot be loaded safely"):
+        read_mtt(tmp_path / "images_best.pt", tmp_path / "labels_best.pt", "cifar10")
+    assert tally.kept(tmp_path / "images_best.pt", good[:-200])
 
 
 def test_kshot_subsets_are_balanced_seeded_and_real(digits_train):

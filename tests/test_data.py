@@ -22,7 +22,8 @@ def test_fashion_mnist_loads_with_its_published_statistics(fmnist_root):
     assert abs(x.mean().item() - train.spec.mean[0]) < 1e-3 and abs(x.std().item() - train.spec.std[0]) < 1e-3
 
 
-def test_fashion_mnist_missing_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch):
+def test_fashion_mnist_missing_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch, tally):
+    tally.fault("missing dataset")
     monkeypatch.setattr(fashion_mnist, "DEBIAN_DIR", tmp_path / "no-debian")
     with pytest.raises(data.DatasetNotFoundError) as e:
         data.load("fashion_mnist", "train", tmp_path / "empty")
@@ -42,7 +43,8 @@ def test_fashion_mnist_found_through_cdemi_data_in_torchvision_layout(fmnist_roo
     assert len(fashion_mnist.load("test")) == 10000
 
 
-def test_fashion_mnist_refuses_a_modified_file(fmnist_root, tmp_path, monkeypatch):
+def test_fashion_mnist_refuses_a_modified_file(fmnist_root, tmp_path, monkeypatch, tally):
+    tally.bad_input("dataset file modified, truncated, foreign or a code pickle")
     for stem in fashion_mnist.FILES:
         (tmp_path / stem).write_bytes((fmnist_root / "fashion_mnist" / stem).read_bytes())
     blob = bytearray((tmp_path / "t10k-labels-idx1-ubyte").read_bytes())
@@ -52,7 +54,8 @@ def test_fashion_mnist_refuses_a_modified_file(fmnist_root, tmp_path, monkeypatc
         fashion_mnist.load("test", tmp_path)
 
 
-def test_idx_parser_rejects_truncated_and_foreign_data():
+def test_idx_parser_rejects_truncated_and_foreign_data(tally):
+    tally.bad_input("dataset file modified, truncated, foreign or a code pickle", 2)
     good = bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([1, 2, 3])
     assert parse_idx(good).tolist() == [1, 2, 3]
     with pytest.raises(ValueError, match="truncated"):
@@ -71,7 +74,8 @@ def test_cifar_reads_the_python_batches(fake_cifar, name, classes):
         assert torch.equal(s.images, torch.from_numpy(x)) and s.labels.tolist() == list(y)
 
 
-def test_cifar_refuses_pickles_that_run_code(fake_cifar):
+def test_cifar_refuses_pickles_that_run_code(fake_cifar, tally):
+    tally.bad_input("dataset file modified, truncated, foreign or a code pickle")
     root, _ = fake_cifar
     target = root / "cifar10" / "cifar-10-batches-py" / "test_batch"
 
@@ -84,7 +88,8 @@ def test_cifar_refuses_pickles_that_run_code(fake_cifar):
         data.load("cifar10", "test", root)
 
 
-def test_cifar_missing_names_the_folder_and_the_download(tmp_path):
+def test_cifar_missing_names_the_folder_and_the_download(tmp_path, tally):
+    tally.fault("missing dataset")
     with pytest.raises(data.DatasetNotFoundError, match="cifar-10-batches-py.*cs.toronto.edu"):
         data.load("cifar10", "train", tmp_path)
 
@@ -104,7 +109,8 @@ def test_digits_split_is_fixed_and_disjoint():
     assert torch.equal(a.images, data.load("digits", "train").images)
 
 
-def test_unknown_dataset_lists_known_ones():
+def test_unknown_dataset_lists_known_ones(tally):
+    tally.bad_input("unknown dataset name")
     with pytest.raises(KeyError, match="known: cifar10, cifar100, digits, fashion_mnist, tiny_imagenet"):
         data.load("mnist")
 

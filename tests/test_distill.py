@@ -44,7 +44,8 @@ def test_inversion_and_two_term_kd_record_their_costs(digits_teacher, digits_tra
     assert set(out["curve"][0]["synthesis_losses"]) == {"ce", "bn", "tv", "l2"}
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, digits_train, digits_test, tmp_path):
+def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, digits_train, digits_test, tmp_path,
+                                                                tally):
     def run(state=None, die_at=None):
         host = DeepInversion(digits_teacher, digits_train.spec, batch_size=8, iterations=2, seed=0)
         if die_at is not None:
@@ -53,6 +54,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, 
         return distill(digits_teacher, student, digits_test, FAST, host=host, state_path=state, progress=False), student
 
     whole, s_whole = run()
+    tally.fault("interruption mid-stage (SIGKILL, KeyboardInterrupt)")
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "d.state", die_at=3)
     resumed, s_resumed = run(tmp_path / "d.state")
@@ -60,13 +62,16 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, 
     assert [r["test_accuracy"] for r in resumed["curve"]] == [r["test_accuracy"] for r in whole["curve"]]
 
 
-def test_nothing_to_distil_on_is_refused(digits_teacher, digits_test):
+def test_nothing_to_distil_on_is_refused(digits_teacher, digits_test, tally):
+    tally.bad_input("run that contradicts its models, data or variant")
     with pytest.raises(ValueError, match="nothing to distil on"):
         distill(digits_teacher, tiny_model(), digits_test, FAST)
 
 
-def test_a_student_or_teacher_of_another_class_count_is_refused(digits_teacher, digits_test):
+def test_a_student_or_teacher_of_another_class_count_is_refused(digits_teacher, digits_test, tally):
     from cdemi import models
+
+    tally.bad_input("run that contradicts its models, data or variant", 2)
 
     wrong = models.build("resnet18", num_classes=7, in_channels=1, width=0.0625)
     with pytest.raises(ValueError, match="the student predicts 7 classes but digits has 10: build the student with num_classes=10"):
@@ -106,7 +111,8 @@ def test_distill_entry_writes_a_complete_run_record(digits_teacher, digits_train
     assert rec["best_accuracy"] >= rec["final_accuracy"] and rec["peak_memory_mb"] > 0
 
 
-def test_distill_entry_refuses_a_teacher_of_another_architecture_before_any_work(digits_teacher, tmp_path):
+def test_distill_entry_refuses_a_teacher_of_another_architecture_before_any_work(digits_teacher, tmp_path, tally):
+    tally.bad_input("checkpoint of another architecture, dataset or class count")
     from cdemi.artifacts import ArtifactError
     from cdemi.distill import distill_entry
 
@@ -116,7 +122,7 @@ def test_distill_entry_refuses_a_teacher_of_another_architecture_before_any_work
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.state").exists()
 
 
-def test_variants_are_derived_from_the_run_and_checked(digits_teacher, tmp_path):
+def test_variants_are_derived_from_the_run_and_checked(digits_teacher, tmp_path, tally):
     from cdemi import params
 
     cs = str(tmp_path / "cs.pt")
@@ -137,6 +143,7 @@ def test_variants_are_derived_from_the_run_and_checked(digits_teacher, tmp_path)
             ({"transfer": cs, "host": None, "host_params": {}, "guidance": {}}, "guidance steers an inversion host"),
             ({"transfer": cs, "guidance": {"loss": "wgan"}}, "distill.r.guidance.loss"),
             ({"transfer": cs, "variant": "fancy"}, "distill.r.variant")):
+        tally.bad_input("run that contradicts its models, data or variant")
         with pytest.raises(params.ParamsError, match=message):
             _entry(tmp_path, digits_teacher, **overrides)
 
@@ -158,7 +165,8 @@ def test_a_guided_few_shot_entry_records_guidance_and_diagnostics(digits_teacher
     assert all(0 <= r["guidance"]["d_acc_real"] <= 1 for r in rec["curve"])
 
 
-def test_a_guided_entry_refuses_a_condensed_set_of_another_resolution(digits_teacher, tmp_path):
+def test_a_guided_entry_refuses_a_condensed_set_of_another_resolution(digits_teacher, tmp_path, tally):
+    tally.bad_input("condensed set of another dataset, IPC or resolution")
     from cdemi.data.condensed import CondensedSet, save_condensed
     from cdemi.distill import distill_entry
 

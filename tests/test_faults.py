@@ -107,8 +107,9 @@ def tmpfs(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["json", "torch"])
-def test_permission_denied_is_one_clear_error_and_the_old_file_survives(kind, shared_folder):
+def test_permission_denied_is_one_clear_error_and_the_old_file_survives(kind, shared_folder, tally):
     path, before = _seed_old(kind, shared_folder)
+    tally.fault("write fault (no permission, read-only, full disk, size limit)")
     if os.geteuid() == 0:
         got = _in_child("nobody", kind, path)
     else:  # not root: the mode bits are enough
@@ -124,41 +125,45 @@ def test_permission_denied_is_one_clear_error_and_the_old_file_survives(kind, sh
     assert got["filename"] == str(path)
     assert got["message"].startswith(f"cannot write {path}: permission denied")
     assert f"make {shared_folder} writable or choose another output folder" in got["message"]
-    assert path.read_bytes() == before and _leftovers(shared_folder, path) == []
+    assert tally.kept(path, before) and _leftovers(shared_folder, path) == []
 
 
 @pytest.mark.parametrize("kind", ["json", "torch"])
-def test_a_full_disk_is_one_clear_error_and_the_old_file_survives(kind, tmpfs):
+def test_a_full_disk_is_one_clear_error_and_the_old_file_survives(kind, tmpfs, tally):
     path, before = _seed_old(kind, tmpfs)
+    tally.fault("write fault (no permission, read-only, full disk, size limit)")
     with pytest.raises(ArtifactWriteError) as e:
         _write(kind, path)
     assert isinstance(e.value, OSError) and e.value.errno == errno.ENOSPC and e.value.filename == str(path)
     assert str(e.value).startswith(f"cannot write {path}: out of space")
     assert f"free space on the file system holding {tmpfs}" in str(e.value)
-    assert path.read_bytes() == before and _leftovers(tmpfs, path) == []
+    assert tally.kept(path, before) and _leftovers(tmpfs, path) == []
     atomic_write_json(tmpfs / "small.json", {"ok": True})  # the space the failed write took is free again
 
 
 @pytest.mark.parametrize("kind", ["json", "torch"])
-def test_a_file_size_limit_is_one_clear_error_and_the_old_file_survives(kind, tmp_path):
+def test_a_file_size_limit_is_one_clear_error_and_the_old_file_survives(kind, tmp_path, tally):
     path, before = _seed_old(kind, tmp_path)
+    tally.fault("write fault (no permission, read-only, full disk, size limit)")
     got = _in_child("fsize", kind, path)
     assert got["type"] == "ArtifactWriteError" and got["errno"] == errno.EFBIG and got["filename"] == str(path)
     assert f"free space on the file system holding {tmp_path} (or raise the file-size limit" in got["message"]
-    assert path.read_bytes() == before and _leftovers(tmp_path, path) == []
+    assert tally.kept(path, before) and _leftovers(tmp_path, path) == []
 
 
-def test_a_read_only_file_system_is_one_clear_error(tmpfs):
+def test_a_read_only_file_system_is_one_clear_error(tmpfs, tally):
     path, before = _seed_old("torch", tmpfs)
+    tally.fault("write fault (no permission, read-only, full disk, size limit)")
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     with pytest.raises(ArtifactWriteError, match=f"cannot write {path}: read-only file system .*"
                                                  f"make {tmpfs} writable or choose another output folder") as e:
         atomic_torch_save(path, OLD_TORCH)
-    assert e.value.errno == errno.EROFS and path.read_bytes() == before and _leftovers(tmpfs, path) == []
+    assert e.value.errno == errno.EROFS and tally.kept(path, before) and _leftovers(tmpfs, path) == []
 
 
-def test_a_missing_dataset_stops_a_stage_before_any_work(digits_teacher, tmp_path):
+def test_a_missing_dataset_stops_a_stage_before_any_work(digits_teacher, tmp_path, tally):
     """The loaders' own messages are tested in test_data.py; here: the stage stops on them first."""
+    tally.fault("missing dataset")
     from cdemi import data, params
     from cdemi.distill import distill_entry
     from cdemi.models.checkpoint import save_classifier
@@ -185,7 +190,7 @@ def _snapshot_when(state: Path, store: dict) -> None:
 
 
 def test_a_nan_kd_loss_names_epoch_step_and_term_and_keeps_the_last_state(digits_teacher, digits_train,
-                                                                          digits_test, tmp_path):
+                                                                          digits_test, tmp_path, tally):
     """The teacher's output turns NaN from its 5th call on: KD-only, 3 steps an epoch, one teacher call
     a step, so epoch 2, step 2, on the transfer term."""
     state, seen, calls = tmp_path / "d.state", {}, {"n": 0}
@@ -197,6 +202,7 @@ def test_a_nan_kd_loss_names_epoch_step_and_term_and_keeps_the_last_state(digits
         return output * float("nan") if calls["n"] >= 5 else output
 
     handle = digits_teacher.register_forward_hook(poison)
+    tally.fault("non-finite loss")
     try:
         with pytest.raises(FloatingPointError) as e:
             distill(digits_teacher, tiny_model(width=0.0625), digits_test, SHORT,
@@ -205,12 +211,12 @@ def test_a_nan_kd_loss_names_epoch_step_and_term_and_keeps_the_last_state(digits
         handle.remove()
     msg = str(e.value)
     assert msg.startswith("distill: non-finite KD loss at epoch 2, step 2 of 3: term transfer (transfer KL = nan)")
-    assert state.read_bytes() == seen["bytes"]  # untouched since the fault
+    assert tally.kept(state, seen["bytes"])  # untouched since the fault
     assert len(json.loads(safe_torch_load(state)["curve"])) == 1  # the last finished epoch's, loadable
 
 
 def test_an_infinite_generator_loss_names_epoch_step_and_term_and_keeps_the_last_state(
-        digits_teacher, digits_train, digits_test, tmp_path, monkeypatch):
+        digits_teacher, digits_train, digits_test, tmp_path, monkeypatch, tally):
     """DeepInversion's total-variation term turns infinite on its 4th call: 2 synthesis steps an
     epoch, so epoch 2, synthesis step 2."""
     from cdemi.invert import deepinversion
@@ -224,6 +230,7 @@ def test_an_infinite_generator_loss_names_epoch_step_and_term_and_keeps_the_last
         return real_tv(x) * float("inf") if calls["n"] == 4 else real_tv(x)
 
     monkeypatch.setattr(deepinversion, "total_variation", poisoned_tv)
+    tally.fault("non-finite loss")
     host = DeepInversion(digits_teacher, digits_train.spec, batch_size=8, iterations=2, seed=0)
     with pytest.raises(FloatingPointError) as e:
         distill(digits_teacher, tiny_model(width=0.0625), digits_test, SHORT, host=host, state_path=state,
@@ -232,11 +239,11 @@ def test_an_infinite_generator_loss_names_epoch_step_and_term_and_keeps_the_last
     assert msg.startswith("distill: epoch 2, synthesis: deepinversion: non-finite generator loss at synthesis "
                           "step 2: term tv (all terms: ")
     assert "'tv': inf" in msg
-    assert state.read_bytes() == seen["bytes"]
+    assert tally.kept(state, seen["bytes"])
     assert len(json.loads(safe_torch_load(state)["curve"])) == 1
 
 
-def test_a_diverging_dvc_stage_command_exits_non_zero_and_writes_no_record(digits_teacher, tmp_path):
+def test_a_diverging_dvc_stage_command_exits_non_zero_and_writes_no_record(digits_teacher, tmp_path, tally):
     """``python -m cdemi.distill`` (the command a DVC stage runs) on a profile whose teacher checkpoint
     holds an infinite head bias: the teacher's logits, and so the host's cross-entropy, are not finite."""
     import copy
@@ -255,6 +262,7 @@ def test_a_diverging_dvc_stage_command_exits_non_zero_and_writes_no_record(digit
         "epochs": 2, "kd_steps": 2, "batch_size": 16}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(profile))
     record = tmp_path / "out" / "boom.json"
+    tally.fault("non-finite loss")
     out = subprocess.run([sys.executable, "-m", "cdemi.distill", str(tmp_path / "params.yaml"), "boom", str(record),
                           "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})

@@ -86,10 +86,13 @@ def _progress(state: Path) -> int:
     return int(s.get("epoch", s.get("iteration", 0)))
 
 
-def _kill_midway(folder: Path, stage: str, at_least: int, timeout: float = 240) -> dict:
+def _kill_midway(folder: Path, stage: str, at_least: int, tally, timeout: float = 240) -> dict:
     """Run the stage, SIGKILL its whole process group once the state holds ``at_least`` units of work;
+    the outputs of the stages before it must come through byte for byte.
     :returns: the state as it was at the kill."""
     state = folder / STAGES[stage][1]
+    earlier = {folder / out: (folder / out).read_bytes() for s in STAGES if s != stage for out in STAGES[s][2]
+               if (folder / out).exists()}
     proc = subprocess.Popen(["dvc", "repro", "--single-item", stage], cwd=folder, env=ENV, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     start = time.monotonic()
@@ -99,6 +102,8 @@ def _kill_midway(folder: Path, stage: str, at_least: int, timeout: float = 240) 
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    tally.fault("interruption mid-stage (SIGKILL, KeyboardInterrupt)")
+    assert all([tally.kept(path, before) for path, before in earlier.items()]), "an earlier stage's output changed"
     for out in STAGES[stage][2]:  # nothing under its final name, and no temporary file left looking like one
         assert not (folder / out).exists(), f"{out} is visible after the kill"
     return safe_torch_load(state, "state")
@@ -118,10 +123,10 @@ def _same_outputs(ours: Path, theirs: Path, outputs: list[str]):
         assert compare(ours / out, theirs / out) == [], out
 
 
-def test_killed_stages_resume_and_match_an_uninterrupted_run(reference, tmp_path):
+def test_killed_stages_resume_and_match_an_uninterrupted_run(reference, tmp_path, tally):
     folder = _project(tmp_path / "p")
     # teacher training: killed after 3 of 8 epochs
-    state = _kill_midway(folder, "train", 3)
+    state = _kill_midway(folder, "train", 3, tally)
     _repro(folder, "train")
     record = json.loads((folder / "data/models/teacher.json").read_text())
     killed_curve = state["curve"].tolist()
@@ -130,14 +135,14 @@ def test_killed_stages_resume_and_match_an_uninterrupted_run(reference, tmp_path
     _same_outputs(folder, reference, STAGES["train"][2])
 
     # condensation: killed after its first saved state (100 of 400 iterations)
-    state = _kill_midway(folder, "condense", 100)
+    state = _kill_midway(folder, "condense", 100, tally)
     _repro(folder, "condense")
     cs_record = json.loads((folder / "data/condensed/dm_ipc2.json").read_text())
     assert cs_record["wall_seconds"] >= state["seconds"]  # the saved seconds carried over
     _same_outputs(folder, reference, STAGES["condense"][2])
 
     # distillation: killed after 3 of 8 epochs
-    state = _kill_midway(folder, "distill", 3)
+    state = _kill_midway(folder, "distill", 3, tally)
     _repro(folder, "distill")
     rec = json.loads((folder / "results/guided.json").read_text())
     killed = json.loads(state["curve"])

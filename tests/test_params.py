@@ -38,15 +38,17 @@ def _default() -> dict:
     (lambda d: d.update(profile="huge"), "profile", "'default', 'paper' or 'smoke'"),
     (lambda d: d["kd_full"]["resnet18_kd_full"].update(teacher=None), "kd_full.resnet18_kd_full.teacher", "required"),
 ])
-def test_bad_values_name_the_key_and_what_is_allowed(edit, key, allowed):
+def test_bad_values_name_the_key_and_what_is_allowed(edit, key, allowed, tally):
     d = _default()
+    tally.bad_input("parameter value of a wrong type, name or range")
     edit(d)
     with pytest.raises(params.ParamsError) as e:
         params.validate(d, "params.yaml")
     assert key in str(e.value) and allowed in str(e.value)
 
 
-def test_broken_yaml_and_missing_file(tmp_path):
+def test_broken_yaml_and_missing_file(tmp_path, tally):
+    tally.bad_input("unreadable or missing profile file", 2)
     bad = tmp_path / "p.yaml"
     bad.write_text("train: [unclosed")
     with pytest.raises(params.ParamsError, match="not valid YAML"):

@@ -64,8 +64,9 @@ def _named(message: str, path: tuple) -> bool:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=corrupted())
-def test_every_malformed_value_is_refused_with_its_key(case, tmp_path_factory):
+def test_every_malformed_value_is_refused_with_its_key(case, tmp_path_factory, tally):
     raw, path = case
+    tally.bad_input("parameter value of a wrong type, name or range")
     folder = tmp_path_factory.mktemp("profile")
     profile = folder / "params.yaml"
     profile.write_text(yaml.safe_dump(raw))
@@ -93,8 +94,9 @@ def out_of_range(draw):
 
 @settings(max_examples=100, deadline=None)
 @given(case=out_of_range())
-def test_negative_and_non_finite_numbers_are_refused(case):
+def test_negative_and_non_finite_numbers_are_refused(case, tally):
     raw, path = case
+    tally.bad_input("negative or non-finite number")
     with pytest.raises(params.ParamsError) as err:
         params.validate(raw, "params.yaml")
     assert _named(str(err.value), path), (path, str(err.value)[:500])
@@ -102,7 +104,7 @@ def test_negative_and_non_finite_numbers_are_refused(case):
 
 @settings(max_examples=60, deadline=None)
 @given(section=st.sampled_from(SECTIONS), key=st.text(alphabet="abcdefghij_", min_size=3, max_size=12))
-def test_unknown_keys_are_refused_where_they_appear(section, key):
+def test_unknown_keys_are_refused_where_they_appear(section, key, tally):
     raw = copy.deepcopy(DEFAULT)
     target = raw[section]
     if isinstance(target, dict) and all(isinstance(v, dict) for v in target.values()) and section in (
@@ -111,5 +113,6 @@ def test_unknown_keys_are_refused_where_they_appear(section, key):
     if not isinstance(target, dict) or key in target:
         return
     target[key] = 1
+    tally.bad_input("unknown parameter name")
     with pytest.raises(params.ParamsError, match=key):
         params.validate(raw, "params.yaml")

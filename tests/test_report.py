@@ -115,8 +115,10 @@ def test_variant_table_compares_guided_with_plain_and_naive(tmp_path):
     assert set(report.curves(records)["epoch"]) == {1, 2}
 
 
-def test_run_records_refuse_other_files(tmp_path):
+def test_run_records_refuse_other_files(tmp_path, tally):
     from cdemi.report import distill as report
+
+    tally.bad_input("run record missing, foreign, damaged or not JSON")
 
     with pytest.raises(FileNotFoundError, match="no run records under"):
         report.load_records(tmp_path)
@@ -143,7 +145,7 @@ def _locked_copy(tmp_path, names=("kd_dm10_mnv2_s0", "fast_guided_dm10_mnv2_s0")
 
 
 @pytest.mark.parametrize("damage", ["bit flip", "truncation", "edit"])
-def test_a_record_that_no_longer_matches_its_lock_is_refused(tmp_path, damage):
+def test_a_record_that_no_longer_matches_its_lock_is_refused(tmp_path, damage, tally):
     records = _locked_copy(tmp_path)
     assert len(report.load_records(records, lock=tmp_path / "dvc.lock")) == 2
     target = records / "fast_guided_dm10_mnv2_s0.json"
@@ -155,11 +157,14 @@ def test_a_record_that_no_longer_matches_its_lock_is_refused(tmp_path, damage):
     else:
         raw = raw.replace(b'"final_accuracy": ', b'"final_accuracy": 9')
     target.write_bytes(bytes(raw))
+    tally.bad_input("run record missing, foreign, damaged or not JSON")
     with pytest.raises(ValueError, match="does not match the checksum DVC recorded.*distill@fast_guided_dm10_mnv2_s0"):
         report.load_records(records, lock=tmp_path / "dvc.lock")
+    assert tally.kept(target, bytes(raw))
 
 
-def test_a_record_that_is_not_json_is_named(tmp_path):
+def test_a_record_that_is_not_json_is_named(tmp_path, tally):
+    tally.bad_input("run record missing, foreign, damaged or not JSON")
     records = _locked_copy(tmp_path, names=("kd_dm10_mnv2_s0",))
     (records / "kd_dm10_mnv2_s0.json").write_text('{"format": "cdemi-run-v1", ')
     with pytest.raises(ValueError, match="kd_dm10_mnv2_s0.json is not valid JSON"):

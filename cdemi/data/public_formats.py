@@ -8,8 +8,11 @@
   are normalised, or ZCA-whitened when the run used ``--zca`` (then the whitening must be
   refitted on the real training set to undo it, see :class:`ZCA`).
 
-Every file is read with ``weights_only=True``; a file of another layout fails with a
-message saying what was expected.
+Every file is read with ``weights_only=True``; a file of another layout, dataset or resolution, a
+truncated file, one that needs code to unpickle, or one with non-finite pixels (a flipped exponent
+bit) fails with a :class:`FormatError` naming the file and what was expected.  These files carry no
+checksum of their own: pass ``sha256=`` (the digest of a download you trust, recorded in the set's
+``meta["source_sha256"]``) to refuse any other bytes.
 """
 from __future__ import annotations
 
@@ -40,24 +43,59 @@ class FormatError(ValueError):
     """A public condensed-set file does not have the layout its reader expects."""
 
 
+_REFETCH = "Download the file again from its project's release (its copy here is damaged or another file)."
+
+
+def _load(path: str | Path, what: str, sha256: str | None):
+    """The file's object, after the pinned digest (if any) matched; :raises FormatError: otherwise."""
+    if sha256 is not None:
+        got = sha256_file(path) if Path(path).exists() else None
+        if got is not None and got != sha256.lower():
+            raise FormatError(f"{what} {path} has SHA-256 {got}, the pinned download has {sha256.lower()}: "
+                              f"a corrupt or different file. {_REFETCH}")
+    try:
+        return safe_torch_load(path, what, fix=_REFETCH)
+    except ValueError as e:
+        raise FormatError(str(e)) from e
+
+
+def _condensed(source: str, pixels: torch.Tensor, labels: torch.Tensor, dataset: str, method: str, ipc: int,
+               meta: dict) -> CondensedSet:
+    """The set, sorted by class; :raises FormatError: naming ``source`` when it is not a set of ``dataset``."""
+    if not torch.isfinite(pixels).all():
+        bad = int((~torch.isfinite(pixels)).sum())
+        raise FormatError(f"{source}: {bad} pixel values are NaN or infinite (a damaged file). {_REFETCH}")
+    order = torch.argsort(labels, stable=True)
+    try:
+        return CondensedSet(pixels[order], labels[order], dataset, method, ipc, meta)
+    except ValueError as e:
+        raise FormatError(f"{source}: not a condensed set of {dataset}: {e}") from e
+
+
 def _denormalise(images: torch.Tensor, dataset: str) -> torch.Tensor:
     mean, std = SOURCE_NORMALISATION[dataset]
     return images * torch.tensor(std).view(1, -1, 1, 1) + torch.tensor(mean).view(1, -1, 1, 1)
 
 
-def _ipc(labels: torch.Tensor, source: str) -> int:
+def _ipc(labels: torch.Tensor, source: str, dataset: str) -> int:
+    classes = SPECS[dataset].num_classes
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+        raise FormatError(f"{source}: labels span {int(labels.min())}..{int(labels.max())}, {dataset} has classes "
+                          f"0..{classes - 1}: a set of another dataset? Pass the dataset the file condenses")
     counts = torch.bincount(labels)
     if counts.numel() == 0 or bool((counts != counts[0]).any()):
         raise FormatError(f"{source}: classes are not balanced (per-class counts {counts.tolist()})")
     return int(counts[0])
 
 
-def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None) -> CondensedSet:
+def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None,
+              sha256: str | None = None) -> CondensedSet:
     """Read one experiment of a VICO-UoE ``res_*.pt`` file.
 
     :param experiment: index into the file's list of experiments.
     :param dataset: our dataset name; default: parsed from the file name.
-    :raises FormatError: the name, layout, index or shapes do not match.
+    :param sha256: the file's expected SHA-256 (hex); None: not checked.
+    :raises FormatError: the name, digest, layout, index, shapes, labels or pixels do not match.
     """
     path = Path(path)
     m = _VICO_NAME.match(path.name)
@@ -66,7 +104,7 @@ def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None)
             raise FormatError(f"{path.name}: expected res_<method>_<dataset>_<model>_<ipc>ipc.pt with dataset one of "
                               f"{', '.join(SOURCE_DATASETS)}; pass dataset= to read another name")
         dataset = SOURCE_DATASETS[m["dataset"]]
-    blob = safe_torch_load(path, "VICO-UoE result file")
+    blob = _load(path, "VICO-UoE result file", sha256)
     if not isinstance(blob, dict) or not isinstance(blob.get("data"), list):
         raise FormatError(f"{path}: expected a dict with key 'data' (a list of [images, labels] per experiment), "
                           f"got {type(blob).__name__} with keys {sorted(blob) if isinstance(blob, dict) else '-'}")
@@ -80,15 +118,13 @@ def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None)
     spec = SPECS[dataset]
     if images.dim() != 4 or tuple(images.shape[1:]) != spec.shape:
         raise FormatError(f"{path}: images of shape {tuple(images.shape)}, {dataset} needs (N, {spec.shape})")
-    ipc = _ipc(labels, str(path))
+    ipc = _ipc(labels, str(path), dataset)
     if m and int(m["ipc"]) != ipc:
         raise FormatError(f"{path}: the name says {m['ipc']} IPC, the labels hold {ipc} per class")
-    order = torch.argsort(labels, stable=True)
-    return CondensedSet(_denormalise(images, dataset)[order], labels[order], dataset,
-                        (m["method"].lower() if m else "vico"), ipc,
-                        {"source": "VICO-UoE DatasetCondensation", "source_file": path.name,
-                         "source_sha256": sha256_file(path), "experiment": experiment,
-                         "source_model": m["model"] if m else None})
+    return _condensed(str(path), _denormalise(images, dataset), labels, dataset, (m["method"].lower() if m else "vico"),
+                      ipc, {"source": "VICO-UoE DatasetCondensation", "source_file": path.name,
+                            "source_sha256": sha256_file(path), "experiment": experiment,
+                            "source_model": m["model"] if m else None})
 
 
 @dataclass
@@ -123,16 +159,18 @@ class ZCA:
         return flat.reshape(images.shape).float()
 
 
-def read_mtt(images_path: str | Path, labels_path: str | Path, dataset: str, zca: ZCA | None = None) -> CondensedSet:
+def read_mtt(images_path: str | Path, labels_path: str | Path, dataset: str, zca: ZCA | None = None,
+             sha256: str | None = None) -> CondensedSet:
     """Read MTT's ``images_best.pt`` / ``labels_best.pt``.
 
     :param dataset: our dataset name (MTT files do not carry it).
     :param zca: the whitening the run used (refit with :meth:`ZCA.fit` on the real training
         images at pixel scale); None for runs without ``--zca`` (then images are denormalised).
-    :raises FormatError: the files are not tensors of matching, balanced shapes.
+    :param sha256: the images file's expected SHA-256 (hex); None: not checked.
+    :raises FormatError: the files are damaged, or not tensors of matching, balanced shapes of ``dataset``.
     """
-    images = safe_torch_load(images_path, "MTT images file")
-    labels = safe_torch_load(labels_path, "MTT labels file")
+    images = _load(images_path, "MTT images file", sha256)
+    labels = _load(labels_path, "MTT labels file", None)
     if not torch.is_tensor(images) or not torch.is_tensor(labels):
         raise FormatError(f"{images_path} / {labels_path}: expected two tensors (images_best.pt, labels_best.pt)")
     spec = SPECS[dataset]
@@ -140,9 +178,8 @@ def read_mtt(images_path: str | Path, labels_path: str | Path, dataset: str, zca
         raise FormatError(f"MTT files hold images {tuple(images.shape)} and labels {tuple(labels.shape)}; "
                           f"{dataset} needs (N, {spec.shape}) and (N,)")
     labels = labels.long()
-    ipc = _ipc(labels, str(labels_path))
+    ipc = _ipc(labels, str(labels_path), dataset)
     pixels = zca.unwhiten(images.float()) if zca is not None else _denormalise(images.float(), dataset)
-    order = torch.argsort(labels, stable=True)
-    return CondensedSet(pixels[order], labels[order], dataset, "mtt", ipc,
-                        {"source": "MTT", "source_file": Path(images_path).name,
-                         "source_sha256": sha256_file(images_path), "zca": zca is not None})
+    return _condensed(str(images_path), pixels, labels, dataset, "mtt", ipc,
+                      {"source": "MTT", "source_file": Path(images_path).name,
+                       "source_sha256": sha256_file(images_path), "zca": zca is not None})

@@ -39,7 +39,7 @@ from ..data.subsets import per_class_indices
 from ..guidance import FeatureAlignment, FeatureDiagnostics
 from ..invert.base import InversionHost
 from ..losses import kd_kl
-from ..runtime import Acceleration, channels_last_safe
+from ..runtime import Acceleration, use_channels_last
 from ..training import evaluate
 from .pool import SyntheticPool
 
@@ -112,7 +112,7 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
     device = next(student.parameters()).device
     if accel is None:
         accel = Acceleration(device, channels_last=channels_last)
-    channels_last = accel.channels_last and (device.type != "cpu" or channels_last_safe(teacher, student))
+    channels_last = use_channels_last(accel.channels_last, device, teacher, student)
     teacher.eval()
     layout = torch.channels_last if channels_last else torch.contiguous_format
     teacher.to(memory_format=layout)

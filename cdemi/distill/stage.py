@@ -122,7 +122,7 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     student = models.build(run.student.arch, num_classes=spec.num_classes, in_channels=spec.channels,
                            width=run.student.width).to(device)
     teacher = teacher.to(device)
-    if runtime.channels_last and (device.type != "cpu" or rt.channels_last_safe(teacher, student)):
+    if rt.use_channels_last(runtime.channels_last, device, teacher, student):
         # before the host and the guidance copy the teacher (the loop decides the same way)
         teacher = teacher.to(memory_format=torch.channels_last)
     host = HOSTS.get(run.host)(teacher, spec, seed=seed, **host_params) if run.host else None
