@@ -335,6 +335,10 @@ class DistillRun(_Section):
         return DataParams._known_dataset(v) if v is not None else v
 
 
+# where the stages put what they make (dvc.yaml: data/models/<entry>.pt, data/condensed/<entry>.pt)
+MODELS_DIR, CONDENSED_DIR = "data/models", "data/condensed"
+
+
 class ClaimsParams(_Section):
     """How the claims report reads the records (see :mod:`cdemi.report.claims`).
 
@@ -379,6 +383,32 @@ class Profile(_Section):
         for name, run in self.kd_full.items():
             if run.teacher is None:
                 raise ValueError(f"kd_full.{name}.teacher is required (a teacher checkpoint path)")
+        return self
+
+    @model_validator(mode="after")
+    def _references(self) -> "Profile":
+        """Paths into a stage's output folder name an entry of that stage, and the claims' headline set
+        (when the profile sets ``claims``) is one the profile condenses, so a typo (``dm_ipc7.pt``, ``headline_ipc: 50``) is refused here,
+        not after the stages before it have run."""
+        produced = {MODELS_DIR: {**self.train, **self.kd_full}, CONDENSED_DIR: self.condense}
+        uses = [(f"kd_full.{n}.teacher", r.teacher) for n, r in self.kd_full.items()]
+        for n, r in self.distill.items():
+            uses += [(f"distill.{n}.teacher", r.teacher), (f"distill.{n}.transfer", r.transfer),
+                     (f"distill.{n}.diagnostics_reference", r.diagnostics_reference)]
+        for key, path in uses:
+            if path is None:
+                continue
+            folder, stem = Path(path).parent.as_posix(), Path(path).stem
+            entries = produced.get(folder)
+            if entries and stem not in entries:
+                section = "train or kd_full" if folder == MODELS_DIR else "condense"
+                raise ValueError(f"{key}: {path} is not produced by any {section} entry of this profile; "
+                                 f"entries: {', '.join(sorted(entries))}")
+        sets = sorted({(r.method, r.ipc) for r in self.condense.values()})
+        headline = (self.claims.headline_method, self.claims.headline_ipc)
+        if "claims" in self.model_fields_set and sets and headline not in sets:  # defaults fit any grid
+            raise ValueError(f"claims.headline_method/headline_ipc: no condense entry makes a {headline[0]} set at "
+                             f"IPC {headline[1]}; the profile condenses " + ", ".join(f"{m} at IPC {i}" for m, i in sets))
         return self
 
 

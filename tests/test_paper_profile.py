@@ -408,11 +408,11 @@ def test_cost_estimate_arithmetic_on_a_tiny_profile():
         "distill": {
             "guided": {"teacher": "data/models/t.pt", "dataset": "tiny_imagenet",
                        "student": {"arch": "resnet18", "width": 0.5}, "host": "fast",
-                       "host_params": {"batch_size": 512, "g_steps": 4, "warmup": 1}, "transfer": "data/condensed/x.pt",
+                       "host_params": {"batch_size": 512, "g_steps": 4, "warmup": 1}, "transfer": "data/condensed/dm.pt",
                        "variant": "guided", "epochs": 3, "kd_steps": 10, "batch_size": 128},
             "kd": {"teacher": "data/models/t.pt", "dataset": "tiny_imagenet",
                    "student": {"arch": "resnet18", "width": 0.5},
-                   "transfer": "data/condensed/x.pt", "epochs": 2, "kd_steps": 10, "batch_size": 256,
+                   "transfer": "data/condensed/dm.pt", "epochs": 2, "kd_steps": 10, "batch_size": 256,
                    "curve_test_per_class": 5}},
     })
     rows = estimate(prof, times).set_index("name")

@@ -37,6 +37,12 @@ def _default() -> dict:
     (lambda d: d["runtime"].update(threads=-1), "runtime.threads", "greater than or equal to 0"),
     (lambda d: d.update(profile="huge"), "profile", "'default', 'paper' or 'smoke'"),
     (lambda d: d["kd_full"]["resnet18_kd_full"].update(teacher=None), "kd_full.resnet18_kd_full.teacher", "required"),
+    (lambda d: d["distill"]["kd_dm10_mnv2_s0"].update(transfer="data/condensed/dm_ipc7.pt"),
+     "distill.kd_dm10_mnv2_s0.transfer", "not produced by any condense entry of this profile; entries: dm_ipc1, "),
+    (lambda d: d["kd_full"]["resnet18_kd_full"].update(teacher="data/models/teachr.pt"),
+     "kd_full.resnet18_kd_full.teacher", "not produced by any train or kd_full entry"),
+    (lambda d: d.setdefault("claims", {}).update(headline_ipc=7), "claims.headline_method/headline_ipc",
+     "no condense entry makes a dm set at IPC 7; the profile condenses dm at IPC 1, dm at IPC 10, dm at IPC 50"),
 ])
 def test_bad_values_name_the_key_and_what_is_allowed(edit, key, allowed, tally):
     d = _default()
