@@ -388,8 +388,8 @@ class Profile(_Section):
     @model_validator(mode="after")
     def _references(self) -> "Profile":
         """Paths into a stage's output folder name an entry of that stage, and the claims' headline set
-        (when the profile sets ``claims``) is one the profile condenses, so a typo (``dm_ipc7.pt``, ``headline_ipc: 50``) is refused here,
-        not after the stages before it have run."""
+        (when the profile sets ``claims``) is one the profile condenses: a typo such as ``dm_ipc7.pt`` or
+        ``headline_ipc: 7`` is refused here, not after the stages before it have run."""
         produced = {MODELS_DIR: {**self.train, **self.kd_full}, CONDENSED_DIR: self.condense}
         uses = [(f"kd_full.{n}.teacher", r.teacher) for n, r in self.kd_full.items()]
         for n, r in self.distill.items():
