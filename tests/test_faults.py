@@ -163,11 +163,11 @@ def test_a_read_only_file_system_is_one_clear_error(tmpfs, tally):
 
 def test_a_missing_dataset_stops_a_stage_before_any_work(digits_teacher, tmp_path, tally):
     """The loaders' own messages are tested in test_data.py; here: the stage stops on them first."""
-    tally.fault("missing dataset")
     from cdemi import data, params
     from cdemi.distill import distill_entry
     from cdemi.models.checkpoint import save_classifier
 
+    tally.fault("missing dataset")
     save_classifier(tmp_path / "teacher.pt", digits_teacher, "resnet18",
                     {"num_classes": 10, "in_channels": 1, "width": 0.25}, "digits", test_accuracy=96.0)
     run = {"teacher": str(tmp_path / "teacher.pt"), "teacher_arch": "resnet18", "student": {"arch": "resnet18"},
