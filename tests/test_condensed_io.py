@@ -109,6 +109,9 @@ def test_mtt_plain_files_are_denormalised(tmp_path):
         read_mtt(tmp_path / "images_best.pt", tmp_path / "labels_best.pt", "cifar10")
 
 
+DAMAGED = "damaged public condensed file (truncation, bit flip, code pickle, other bytes)"
+
+
 def _vico(tmp_path, dataset="FashionMNIST", shape=(1, 28, 28), classes=10):
     x, y = _pixels(2, classes, shape)
     f = tmp_path / f"res_DM_{dataset}_ConvNet_2ipc.pt"
@@ -124,7 +127,7 @@ def test_damaged_public_files_are_refused_with_the_fix(tmp_path, tally):
     digest = read_vico(f).meta["source_sha256"]
 
     f.write_bytes(good[: len(good) // 2])
-    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)")
+    tally.bad_input(DAMAGED)
     with pytest.raises(FormatError, match=f"VICO-UoE result file {f} cannot be loaded safely.*Download the file again"):
         read_vico(f)
     assert tally.kept(f, good[: len(good) // 2])
@@ -132,7 +135,7 @@ def test_damaged_public_files_are_refused_with_the_fix(tmp_path, tally):
     x, y = _pixels()
     x.view(-1)[7] = float("nan")  # what a flipped exponent bit can make of a float32
     torch.save({"data": [[x, y]]}, f)
-    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)")
+    tally.bad_input(DAMAGED)
     with pytest.raises(FormatError, match=f"{f}: 1 pixel values are NaN or infinite"):
         read_vico(f)
 
@@ -141,7 +144,7 @@ def test_damaged_public_files_are_refused_with_the_fix(tmp_path, tally):
             return (print, ("code ran",))
 
     torch.save({"data": Payload()}, f)
-    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)")
+    tally.bad_input(DAMAGED)
     with pytest.raises(FormatError, match="cannot be loaded safely .*needs arbitrary code"):
         read_vico(f)
 
@@ -150,7 +153,7 @@ def test_damaged_public_files_are_refused_with_the_fix(tmp_path, tally):
     other = bytearray(good)
     other[-50] ^= 0x01
     f.write_bytes(bytes(other))
-    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)")
+    tally.bad_input(DAMAGED)
     with pytest.raises(FormatError, match=f"has SHA-256 [0-9a-f]{{64}}, the pinned download has {digest}"):
         read_vico(f, sha256=digest)
     assert tally.kept(f, bytes(other))
@@ -177,7 +180,7 @@ def test_mtt_files_that_need_code_or_are_truncated_are_refused(tmp_path, tally):
     torch.save(_normalise(x, "cifar10"), tmp_path / "images_best.pt")
     good = (tmp_path / "images_best.pt").read_bytes()
     (tmp_path / "labels_best.pt").write_bytes(b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00idq\x01\x85q\x02Rq\x03.")
-    tally.bad_input("damaged public condensed file (truncation, bit flip, code pickle, other bytes)", 2)
+    tally.bad_input(DAMAGED, 2)
     with pytest.raises(FormatError, match="MTT labels file .*labels_best.pt cannot be loaded safely"):
         read_mtt(tmp_path / "images_best.pt", tmp_path / "labels_best.pt", "cifar10")
     torch.save(y, tmp_path / "labels_best.pt")

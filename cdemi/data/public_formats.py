@@ -47,14 +47,14 @@ _REFETCH = "Download the file again from its project's release (its copy here is
 
 
 def _load(path: str | Path, what: str, sha256: str | None):
-    """The file's object, after the pinned digest (if any) matched; :raises FormatError: otherwise."""
-    if sha256 is not None:
-        got = sha256_file(path) if Path(path).exists() else None
-        if got is not None and got != sha256.lower():
-            raise FormatError(f"{what} {path} has SHA-256 {got}, the pinned download has {sha256.lower()}: "
-                              f"a corrupt or different file. {_REFETCH}")
+    """:returns: the file's object and its SHA-256 (hashed once, before unpickling);
+    :raises FormatError: the digest is not the pinned one, or the file is damaged."""
+    digest = sha256_file(path) if Path(path).is_file() else None  # a missing file: safe_torch_load says so
+    if sha256 is not None and digest is not None and digest != sha256.lower():
+        raise FormatError(f"{what} {path} has SHA-256 {digest}, the pinned download has {sha256.lower()}: "
+                          f"a corrupt or different file. {_REFETCH}")
     try:
-        return safe_torch_load(path, what, fix=_REFETCH)
+        return safe_torch_load(path, what, fix=_REFETCH), digest
     except ValueError as e:
         raise FormatError(str(e)) from e
 
@@ -104,7 +104,7 @@ def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None,
             raise FormatError(f"{path.name}: expected res_<method>_<dataset>_<model>_<ipc>ipc.pt with dataset one of "
                               f"{', '.join(SOURCE_DATASETS)}; pass dataset= to read another name")
         dataset = SOURCE_DATASETS[m["dataset"]]
-    blob = _load(path, "VICO-UoE result file", sha256)
+    blob, digest = _load(path, "VICO-UoE result file", sha256)
     if not isinstance(blob, dict) or not isinstance(blob.get("data"), list):
         raise FormatError(f"{path}: expected a dict with key 'data' (a list of [images, labels] per experiment), "
                           f"got {type(blob).__name__} with keys {sorted(blob) if isinstance(blob, dict) else '-'}")
@@ -123,7 +123,7 @@ def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None,
         raise FormatError(f"{path}: the name says {m['ipc']} IPC, the labels hold {ipc} per class")
     return _condensed(str(path), _denormalise(images, dataset), labels, dataset, (m["method"].lower() if m else "vico"),
                       ipc, {"source": "VICO-UoE DatasetCondensation", "source_file": path.name,
-                            "source_sha256": sha256_file(path), "experiment": experiment,
+                            "source_sha256": digest, "experiment": experiment,
                             "source_model": m["model"] if m else None})
 
 
@@ -169,8 +169,8 @@ def read_mtt(images_path: str | Path, labels_path: str | Path, dataset: str, zca
     :param sha256: the images file's expected SHA-256 (hex); None: not checked.
     :raises FormatError: the files are damaged, or not tensors of matching, balanced shapes of ``dataset``.
     """
-    images = _load(images_path, "MTT images file", sha256)
-    labels = _load(labels_path, "MTT labels file", None)
+    images, digest = _load(images_path, "MTT images file", sha256)
+    labels, _ = _load(labels_path, "MTT labels file", None)
     if not torch.is_tensor(images) or not torch.is_tensor(labels):
         raise FormatError(f"{images_path} / {labels_path}: expected two tensors (images_best.pt, labels_best.pt)")
     spec = SPECS[dataset]
@@ -182,4 +182,4 @@ def read_mtt(images_path: str | Path, labels_path: str | Path, dataset: str, zca
     pixels = zca.unwhiten(images.float()) if zca is not None else _denormalise(images.float(), dataset)
     return _condensed(str(images_path), pixels, labels, dataset, "mtt", ipc,
                       {"source": "MTT", "source_file": Path(images_path).name,
-                       "source_sha256": sha256_file(images_path), "zca": zca is not None})
+                       "source_sha256": digest, "zca": zca is not None})
