@@ -1,17 +1,21 @@
 # The README's commands. Each bootstraps what it needs: a virtual environment with the
 # pinned packages, then the Fashion-MNIST data.
 #   make repro   the main job: the default profile's `dvc repro` (+ the reports as HTML)
-#   make test    unit tests + nbval over every notebook (then the reliability counts into the README)
+#   make test    every tier (unit, pipeline, reliability) + nbval over every notebook, then a check that the
+#                README's generated blocks are current; make test-quick: the unit tier alone
+#   make readme  the README's generated blocks (T1, claims, reliability counts) written from their sources
 #   make bench   per-host synthesis / KD cost, its growth, the hot spots on this machine
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.cdemi-installed
 FMNIST := data/fashion_mnist
+# the reliability counts of the last whole, passing `make test` (ignored by git; `make readme` shows them)
+COUNTS := results/.reliability_counts.json
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test data chromium html venv lab bench profile-paper
+.PHONY: repro test test-quick readme data chromium html venv lab bench profile-paper
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3.X"; exit 1; }
@@ -42,26 +46,38 @@ chromium:
 	    echo "Installing Debian's chromium"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else \
-	    echo "chromium not found and apt-get not usable as root: install Chromium (Debian: apt-get install chromium), else tests/test_html_export.py fails"; \
+	    echo "chromium not found and apt-get not usable as root: install Chromium (Debian: apt-get install chromium), else tests/pipeline/test_html_export.py fails"; \
 	  fi; \
 	fi
 
 # the main job: every stage with one progress bar (DVC's output in dvc-repro.log), then the
 # executed reports as offline HTML
 repro: data
-	$(BIN)/python -m cdemi.repro
+	$(BIN)/python -m cdemi.tools.repro
 	$(MAKE) --no-print-directory html
 
+# the suite writes its reliability counts to $(COUNTS), never into a tracked file; the last step
+# fails while a generated block of the README differs from its source (then: make readme)
 test: data chromium
-	CDEMI_RELIABILITY_README=README.md $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	CDEMI_RELIABILITY_COUNTS=$(COUNTS) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 	  -p no:cacheprovider
+	$(BIN)/python -m cdemi.tools.readme README.md --reliability $(COUNTS) --check
+
+# the quick tier while working: the unit tests alone (tests/unit, marker `unit`), under 2 minutes
+test-quick: data
+	$(BIN)/python -m pytest -m unit tests -p no:cacheprovider
+
+# the README's generated blocks from their sources: T1 and the claims from results/, the reliability
+# counts from the last whole, passing `make test`
+readme: $(STAMP)
+	$(BIN)/python -m cdemi.tools.readme README.md --reliability $(COUNTS)
 
 lab: data
 	$(BIN)/jupyter lab --notebook-dir=.
 
 # the executed reports as self-contained HTML (offline: images embedded, maths as MathML)
 html: $(STAMP)
-	$(BIN)/python -m cdemi.report.html reports reports/html
+	$(BIN)/python -m cdemi.tools.html reports reports/html
 
 # per-host synthesis and KD cost, its growth with IPC, batch and pool, and the profiler's hot spots
 # on this machine (figures, not tests)

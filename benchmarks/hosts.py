@@ -72,10 +72,9 @@ def build(name: str, params_file: str, overrides: dict | None = None):
 def kd_step_fn(run, spec, teacher, student, layout):
     """One KD step as the loop takes it (teacher forward, student forward and backward, SGD step) on a
     fixed batch of ``run.batch_size`` images."""
-    from cdemi.distill.stage import settings_of
     from cdemi.losses import kd_kl
 
-    settings = settings_of(run)
+    settings = run  # a DistillRun is the loop's settings
     opt = torch.optim.SGD(student.parameters(), lr=settings.lr, momentum=settings.momentum)
     kd_x = torch.rand((settings.batch_size, *spec.shape)).contiguous(memory_format=layout)
 

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .data import DATASETS
 from .models import ARCHITECTURES
+from .resume import digest
 
 
 class ParamsError(ValueError):
@@ -25,18 +26,24 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _registered(registry, what: str):
+    """A validator: the value is a name of ``registry`` (the error lists the allowed ones)."""
+    def check(v: str) -> str:
+        if v not in registry:
+            raise ValueError(f"unknown {what} {v!r}; allowed: {', '.join(registry.names())}")
+        return v
+    return check
+
+
+DatasetName = Annotated[str, AfterValidator(_registered(DATASETS, "dataset"))]
+ArchName = Annotated[str, AfterValidator(_registered(ARCHITECTURES, "architecture"))]
+
+
 class DataParams(_Section):
     """:param dataset: a registered dataset; :param root: data folder (None: ``$CDEMI_DATA``, then Debian's)."""
 
-    dataset: str = "fashion_mnist"
+    dataset: DatasetName = "fashion_mnist"
     root: Optional[str] = None
-
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; allowed: {', '.join(DATASETS.names())}")
-        return v
 
 
 class RuntimeParams(_Section):
@@ -61,19 +68,21 @@ class RuntimeParams(_Section):
     compile: bool = False
 
 
-class TrainRun(_Section):
-    """One classifier training run (teacher, student from scratch, or KD on full data).
+class TrainSettings(_Section):
+    """The settings :func:`cdemi.train.train_classifier` receives (declared once: a profile's
+    ``train`` and ``kd_full`` entries are :class:`TrainRun`, which extends this).
 
-    :param arch: registered architecture; :param width: channel multiplier.
-    :param dataset: registered dataset (None: the profile's ``data.dataset``).
-    :param teacher: path of a teacher checkpoint for KD on the full training set;
-        None trains from labels.
-    Other fields as :class:`cdemi.training.TrainSettings`.
+    :param epochs: passes over the training set.
+    :param batch_size: images per step (split among the processes under ``torchrun``).
+    :param lr: peak learning rate of the one-cycle schedule (SGD, Nesterov momentum).
+    :param momentum: SGD momentum.
+    :param weight_decay: L2 penalty.
+    :param seed: seeds the weights' initialisation (by the caller) and the data order.
+    :param augment: random crop (padding = image side / 8) and horizontal flip.
+    :param warmup: fraction of the steps spent rising to ``lr``.
+    :param temperature: KD temperature; used only when a teacher is given.
     """
 
-    arch: str
-    dataset: Optional[str] = None
-    width: float = Field(1.0, gt=0, le=8)
     epochs: int = Field(15, ge=1, le=10000)
     batch_size: int = Field(256, ge=1, le=65536)
     lr: float = Field(0.1, gt=0, le=10)
@@ -82,20 +91,32 @@ class TrainRun(_Section):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     augment: bool = True
     warmup: float = Field(0.15, ge=0, lt=1)
-    teacher: Optional[str] = None
     temperature: float = Field(4.0, gt=0, le=100)
 
-    @field_validator("arch")
-    @classmethod
-    def _known_arch(cls, v: str) -> str:
-        if v not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {v!r}; allowed: {', '.join(ARCHITECTURES.names())}")
-        return v
+    def loop_settings(self) -> dict:
+        """The fields of :class:`TrainSettings` alone (a :class:`TrainRun` has more)."""
+        return self.model_dump(include=set(TrainSettings.model_fields))
 
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, v: Optional[str]) -> Optional[str]:
-        return DataParams._known_dataset(v) if v is not None else v
+    def digest(self) -> str:
+        """Identity of the loop settings (the training resume key)."""
+        return digest(self.loop_settings())
+
+
+class TrainRun(TrainSettings):
+    """One classifier training run (teacher, student from scratch, or KD on full data).
+
+    :param arch: registered architecture; :param width: channel multiplier.
+    :param dataset: registered dataset (None: the profile's ``data.dataset``).
+    :param teacher: path of a teacher checkpoint for KD on the full training set;
+        None trains from labels.
+    The loop's fields are those of :class:`TrainSettings`.
+    """
+
+    arch: ArchName
+    dataset: Optional[DatasetName] = None
+    width: float = Field(1.0, gt=0, le=8)
+    teacher: Optional[str] = None
+
 
 
 class _CondenseBase(_Section):
@@ -103,12 +124,8 @@ class _CondenseBase(_Section):
 
     ipc: int = Field(ge=1, le=1000)
     seed: int = Field(0, ge=0, le=2**31 - 1)
-    dataset: Optional[str] = None
+    dataset: Optional[DatasetName] = None
 
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, v: Optional[str]) -> Optional[str]:
-        return DataParams._known_dataset(v) if v is not None else v
 
 
 class _Optimised(_CondenseBase):
@@ -176,13 +193,9 @@ class EvaluateCondensed(_Section):
 class StudentParams(_Section):
     """:param arch: registered architecture of the student; :param width: its channel multiplier."""
 
-    arch: str
+    arch: ArchName
     width: float = Field(1.0, gt=0, le=8)
 
-    @field_validator("arch")
-    @classmethod
-    def _known_arch(cls, v: str) -> str:
-        return TrainRun._known_arch(v)
 
 
 class GuidanceParams(_Section):
@@ -237,13 +250,52 @@ def _host_param_problem(name: str, value, default) -> str:
     return ""
 
 
-class DistillRun(_Section):
+class DistillSettings(_Section):
+    """The settings :func:`cdemi.distill.distill` receives (declared once: a profile's
+    ``distill`` entries are :class:`DistillRun`, which extends this).
+
+    :param epochs: synthesis + KD rounds; :param kd_steps: student steps per epoch;
+    :param batch_size: images per KD batch (pool and transfer alike; split among the processes
+    under ``torchrun``); :param lr: SGD peak lr (cosine to 0); :param momentum, weight_decay: SGD's;
+    :param temperature: tau; :param mixing: ``two_term`` or ``concat``;
+    :param pool_max: pool cap (None = unbounded); :param seed: data order and augmentation;
+    :param curve_test_per_class: the per-epoch curve is measured on this many test images per
+    class (a fixed draw, seed 0); the last epoch always on the whole test set (None: every
+    epoch on the whole test set).
+    """
+
+    epochs: int = Field(20, ge=1, le=100000)
+    kd_steps: int = Field(50, ge=1, le=100000)
+    batch_size: int = Field(128, ge=1, le=65536)
+    lr: float = Field(0.1, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(5e-4, ge=0, le=1)
+    temperature: float = Field(20.0, gt=0, le=100)
+    mixing: Literal["two_term", "concat"] = "two_term"
+    pool_max: Optional[int] = Field(None, ge=1)
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    curve_test_per_class: Optional[int] = Field(None, ge=1, le=100000)
+
+    def loop_settings(self) -> dict:
+        """The fields of :class:`DistillSettings` alone (a :class:`DistillRun` has more)."""
+        return self.model_dump(include=set(DistillSettings.model_fields))
+
+    def digest(self) -> str:
+        """Identity of the loop settings (part of the distillation resume key; in run records)."""
+        fields = self.loop_settings()
+        if fields["curve_test_per_class"] is None:
+            del fields["curve_test_per_class"]
+        return digest(fields)
+
+
+class DistillRun(DistillSettings):
     """One distillation run: a student distilled from ``teacher`` on synthetic images of an
     inversion ``host`` and/or a fixed ``transfer`` set (see :func:`cdemi.distill.distill`).
 
     :param host: a registered inversion host (``deepinversion``, ``fast``, ...), or None for
         plain KD on ``transfer``; :param host_params: keyword arguments of that host's
-        constructor (checked against its signature).
+        constructor (checked against its signature); :attr:`host_settings` holds them with the
+        constructor's defaults filled in.
     :param teacher_arch: the architecture the teacher checkpoint must hold (None: any).
     :param transfer: path of a condensed set (or k-shot / random real subset) used as extra
         transfer data, or None.
@@ -258,7 +310,7 @@ class DistillRun(_Section):
         against (None: the transfer set).
     :param real_reference_per_class: real training images per class for the ground-truth
         feature distance (0: none).
-    Other fields as :class:`cdemi.distill.DistillSettings`.
+    The loop's fields are those of :class:`DistillSettings`.
     """
 
     teacher: str
@@ -271,18 +323,14 @@ class DistillRun(_Section):
     variant: Optional[Literal[VARIANTS]] = None
     diagnostics_reference: Optional[str] = None
     real_reference_per_class: int = Field(0, ge=0, le=10000)
-    dataset: Optional[str] = None
-    epochs: int = Field(20, ge=1, le=100000)
-    kd_steps: int = Field(50, ge=1, le=100000)
-    batch_size: int = Field(128, ge=1, le=65536)
-    lr: float = Field(0.1, gt=0, le=10)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(5e-4, ge=0, le=1)
-    temperature: float = Field(20.0, gt=0, le=100)
-    mixing: Literal["two_term", "concat"] = "two_term"
-    pool_max: Optional[int] = Field(None, ge=1)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
-    curve_test_per_class: Optional[int] = Field(None, ge=1, le=100000)
+    dataset: Optional[DatasetName] = None
+    _host_settings: dict = PrivateAttr(default_factory=dict)
+
+    @property
+    def host_settings(self) -> dict:
+        """Every keyword of the host's constructor but ``teacher``, ``spec`` and ``seed``: the
+        entry's ``host_params`` over the constructor's defaults (empty without a host)."""
+        return dict(self._host_settings)
 
     @model_validator(mode="after")
     def _host_and_transfer(self) -> "DistillRun":
@@ -310,6 +358,7 @@ class DistillRun(_Section):
             problem = _host_param_problem(name, value, signature[name].default)
             if problem:
                 raise ValueError(f"host_params.{name} of host {self.host!r} {problem} (got {value!r})")
+        self._host_settings = {name: self.host_params.get(name, signature[name].default) for name in sorted(accepted)}
         if self.guidance is None and self.variant in ("guided", "guided-uncond"):
             object.__setattr__(self, "guidance", GuidanceParams(conditional=self.variant == "guided"))
         if self.guidance is not None and self.transfer is None:
@@ -329,10 +378,6 @@ class DistillRun(_Section):
                              f"drop variant or change the run")
         return self
 
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, v: Optional[str]) -> Optional[str]:
-        return DataParams._known_dataset(v) if v is not None else v
 
 
 # where the stages put what they make (dvc.yaml: data/models/<entry>.pt, data/condensed/<entry>.pt)
@@ -343,7 +388,9 @@ class ClaimsParams(_Section):
     """How the claims report reads the records (see :mod:`cdemi.report.claims`).
 
     :param headline_method, headline_ipc: the condensed set of the main table.
-    :param single_seed_noise: points below which a single-seed difference is no finding.
+    :param single_seed_noise: points below which a single-seed difference is no finding; the one
+        value of this floor: the claims report and the guidance summary both get it from the profile
+        (``dvc.yaml`` passes it to their notebooks), no module keeps a copy.
     """
 
     headline_method: Literal["dm", "dsa", "mtt", "random_real"] = "dm"

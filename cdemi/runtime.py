@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import random
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -52,6 +52,8 @@ class Acceleration:
     :param pin_memory: host batches are pinned and copied with ``non_blocking`` (CUDA only).
     :param compile: the student's forward goes through ``torch.compile``.
     :param cudnn_benchmark: the cuDNN autotuner (``torch.backends.cudnn.benchmark``).
+    :param placed: the layout was decided for the run's models (:meth:`place`); until then
+        ``channels_last`` is the wish, after it the decision.
     """
 
     device: torch.device
@@ -60,6 +62,18 @@ class Acceleration:
     pin_memory: bool = False
     compile: bool = False
     cudnn_benchmark: bool = False
+    placed: bool = False
+
+    def place(self, *models: torch.nn.Module) -> "Acceleration":
+        """Decide a run's memory layout once, by :func:`use_channels_last` over all of ``models``,
+        and put ``models`` in it.  :returns: these switches with :attr:`channels_last` the decision
+        and :attr:`placed` set; on switches already placed, ``self`` unchanged (models untouched)."""
+        if self.placed:
+            return self
+        nhwc = use_channels_last(self.channels_last, self.device, *models)
+        for model in models:
+            model.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+        return replace(self, channels_last=nhwc, placed=True)
 
     def autocast(self):
         """Context: autocast to :attr:`amp_dtype` on this device; a no-op when it is None."""
@@ -103,10 +117,17 @@ def accelerate(runtime, device: torch.device) -> Acceleration:
     return Acceleration(device, amp_dtype, runtime.channels_last, pin, runtime.compile, bench)
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, MiB (Linux ``ru_maxrss``)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def machine() -> dict[str, str]:
     """What decides the CPU's rounding: the processor's name and the vector instruction set torch
     dispatches to (``AVX2``, ``AVX512``, ...).  On the CPU a run is bitwise reproducible on machines that
-    agree on both; elsewhere the same seed gives other numbers (see :mod:`cdemi.recheck`)."""
+    agree on both; elsewhere the same seed gives other numbers (see :mod:`cdemi.tools.recheck`)."""
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

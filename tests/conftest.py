@@ -12,7 +12,7 @@ from hypothesis import settings
 from cdemi import data
 
 # The same examples on every run (and no example database carried between runs): the suite is
-# deterministic, and so are the reliability counts it writes into the README.
+# deterministic, and so are the reliability counts it writes for the README.
 settings.register_profile("cdemi", derandomize=True, database=None)
 settings.load_profile("cdemi")
 
@@ -38,7 +38,7 @@ def fmnist_root() -> Path:
 @pytest.fixture(scope="session")
 def digits_teacher(digits_train, digits_test):
     """A ResNet-18 (width 0.25) trained 3 epochs on digits (~96% test accuracy), in eval mode."""
-    from cdemi.training import TrainSettings, train_classifier
+    from cdemi.train import TrainSettings, train_classifier
 
     t = tiny_model(width=0.25)
     train_classifier(t, digits_train, digits_test, TrainSettings(epochs=3, batch_size=64, lr=0.05), progress=False)
@@ -137,14 +137,45 @@ def tally():
     return TALLY
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """After a whole, passing suite under ``make test``: the counts into the README's reliability section."""
+def _reliability_counts_file() -> Path | None:
+    """Where ``make test`` wants the suite's reliability counts (``CDEMI_RELIABILITY_COUNTS``, a file git
+    ignores), or None outside ``make test``."""
     import os
 
-    from .reliability_tally import TALLY, publish
+    path = os.environ.get("CDEMI_RELIABILITY_COUNTS")
+    return Path(path) if path else None
 
-    readme = os.environ.get("CDEMI_RELIABILITY_README")
+
+TIERS = ("unit", "pipeline", "reliability")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test under ``tests/<tier>/`` takes the marker ``<tier>``: ``pytest -m unit`` is the quick tier."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            tier = Path(item.path).resolve().relative_to(here).parts[0]
+        except ValueError:  # a notebook under notebooks/ (nbval)
+            continue
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def pytest_sessionstart(session):
+    """Under ``make test``: drop the previous run's counts, so only a whole, passing run leaves any."""
+    path = _reliability_counts_file()
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After a whole, passing suite under ``make test``: the counts into ``CDEMI_RELIABILITY_COUNTS``
+    (``make readme`` shows them in the README; no tracked file is written here)."""
+    from .reliability_tally import TALLY
+
+    path = _reliability_counts_file()
     whole = not (session.config.option.keyword or session.config.option.markexpr)
-    if readme and whole and exitstatus == 0 and session.testscollected:
-        if publish(Path(readme)):
-            print(f"\nreliability counts written to {readme}: commit it")
+    if path is not None and whole and exitstatus == 0 and session.testscollected:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        TALLY.write(path)
+        print(f"\nreliability counts written to {path}")

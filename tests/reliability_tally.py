@@ -9,19 +9,18 @@ The README's reliability section reports three counts, and this module computes 
   :meth:`Tally.kept` compares them, so the count is measured, not assumed; it must be 0.
 
 A test takes the session-wide ``tally`` fixture (``tests/conftest.py``) and calls :meth:`Tally.bad_input`,
-:meth:`Tally.fault` or :meth:`Tally.kept`.  ``make test`` sets ``CDEMI_RELIABILITY_README``.  When the
-whole suite passes, :func:`publish` writes the counts into that file, between the two
-``reliability-counts`` markers.
+:meth:`Tally.fault` or :meth:`Tally.kept`.  ``make test`` sets ``CDEMI_RELIABILITY_COUNTS`` to a file git
+ignores; when the whole suite passes, :meth:`Tally.write` puts the counts there.  No tracked file is
+touched: ``make readme`` copies them into the README (:mod:`cdemi.tools.readme`), and the last step of
+``make test`` fails while the README shows other counts.
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BEGIN = "<!-- reliability-counts: written by `make test` from the suite's own counts; do not edit -->"
-END = "<!-- /reliability-counts -->"
+from cdemi.artifacts import atomic_write_json
 
 
 @dataclass
@@ -48,31 +47,15 @@ class Tally:
         self.lost += not same
         return same
 
-    def markdown(self) -> str:
-        """The README block: one table of the counts per kind, with the totals."""
-        rows = ["| what | kind | count |", "|---|---|---|"]
-        rows += [f"| bad input | {k} | {n} |" for k, n in sorted(self.bad_inputs.items())]
-        rows += [f"| fault injected | {k} | {n} |" for k, n in sorted(self.faults.items())]
-        return "\n".join([
-            f"The last full run of the suite offered **{sum(self.bad_inputs.values())} bad inputs** and injected "
-            f"**{sum(self.faults.values())} faults**; every one ended in the expected clear error or in a resumed, "
-            f"identical result. Of the {self.checked} files that existed before a fault or a refusal and were "
-            f"compared byte for byte afterwards, **{self.lost} were lost or changed**.", "", *rows])
+    def counts(self) -> dict:
+        """The counts as :func:`cdemi.tools.readme.reliability_markdown` reads them: ``bad_inputs`` and
+        ``faults`` (kind -> n), ``checked`` and ``lost`` (files)."""
+        return {"bad_inputs": dict(self.bad_inputs), "faults": dict(self.faults), "checked": self.checked,
+                "lost": self.lost}
+
+    def write(self, path: Path) -> None:
+        """The counts as JSON at ``path`` (atomically; key-sorted, so equal counts give equal bytes)."""
+        atomic_write_json(path, self.counts())
 
 
 TALLY = Tally()
-
-
-def publish(readme: Path, tally: Tally = TALLY) -> bool:
-    """Write ``tally``'s block between the markers in ``readme``; :returns: whether the text changed.
-
-    :raises ValueError: the markers are missing from ``readme``.
-    """
-    text = readme.read_text()
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no block between {BEGIN!r} and {END!r} for the reliability counts")
-    new = pattern.sub(lambda _: f"{BEGIN}\n{tally.markdown()}\n{END}", text)
-    if new != text:
-        readme.write_text(new)
-    return new != text

@@ -1,19 +1,15 @@
 """Pieces every condensation method shares: initialisation, class sampling, resume, the result."""
 from __future__ import annotations
 
-import hashlib
-import json
-import resource
-import time
 from pathlib import Path
 
 import torch
 
-from .. import distributed
-from ..artifacts import atomic_torch_save, safe_torch_load
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
 from ..data.subsets import per_class_indices
+from ..resume import ResumeState, Timer, digest
+from ..runtime import peak_memory_mb
 
 
 class ClassSampler:
@@ -54,11 +50,6 @@ def initial_images(data: ImageSet, ipc: int, init: str, seed: int) -> tuple[torc
     raise ValueError(f"init must be 'real' or 'noise', got {init!r}")
 
 
-def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far, MiB (Linux ``ru_maxrss``)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_digest(method: str, params: dict, seed: int, data: ImageSet, **extra) -> str:
     """A short hash of everything that determines a condensation run (guards resume).
 
@@ -67,8 +58,7 @@ def run_digest(method: str, params: dict, seed: int, data: ImageSet, **extra) ->
     iterations resumes from its last state instead of starting over.
     """
     kept = {k: v for k, v in params.items() if k != "iterations"}
-    blob = json.dumps({method: kept, "seed": seed, "n": len(data), **extra}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return digest({method: kept, "seed": seed, "n": len(data), **extra})
 
 
 def learnable_images(data: ImageSet, ipc: int, init: str, seed: int, lr_img: float, device) \
@@ -82,48 +72,40 @@ def learnable_images(data: ImageSet, ipc: int, init: str, seed: int, lr_img: flo
 
 
 class Checkpointer:
-    """Saves a condensation run's state every ``every`` iterations and restores it on restart.
+    """A condensation run's resume state (:class:`cdemi.resume.ResumeState`, shared by the ranks),
+    saved every ``every`` iterations and at the last one.
 
     :param tensors: learnable tensors restored in place (the images, MTT's lr).
     :param optimizers: optimisers by name; :param generator: the run's RNG.
-    A state saved with another ``digest`` is set aside as ``*.stale``.  Under ``torchrun`` every rank
-    reads the one state (the ranks' images and RNG are the same) and rank 0 alone writes it.
+    :param digest: the run's identity (:func:`run_digest`); a state with another is set aside.
     """
 
     def __init__(self, path: str | Path | None, digest: str, every: int, tensors: dict[str, torch.Tensor],
                  optimizers: dict[str, torch.optim.Optimizer], generator: torch.Generator):
-        self.path = Path(path) if path else None
-        self.digest, self.every = digest, max(1, every)
+        self.state = ResumeState(path, digest, "condensation state")
+        self.every = max(1, every)
         self.tensors, self.optimizers, self.generator = tensors, optimizers, generator
 
-    def resume(self, total: int) -> tuple[int, "Timer"]:
+    def resume(self, total: int) -> tuple[int, Timer]:
         """Restore the saved state if any; :returns: (iterations already done, a running timer).
-
-        A state of another run, or one past ``total`` iterations, is set aside as ``*.stale``.
-        """
-        with distributed.main_first():  # rank 0 sets a stale state aside before the others look
-            if not self.path or not self.path.exists():
-                return 0, Timer()
-            state = safe_torch_load(self.path, "condensation state")
-            if state.get("digest") != self.digest or int(state["iteration"]) > total:
-                if distributed.is_main():
-                    self.path.rename(self.path.with_suffix(".stale"))
-                return 0, Timer()
+        A state past ``total`` iterations is set aside as ``*.stale``."""
+        done, state = self.state.load(limit=total)
+        if state is None:
+            return 0, Timer()
         with torch.no_grad():
             for name, t in self.tensors.items():
                 t.copy_(state["tensors"][name])
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         self.generator.set_state(state["generator"])
-        return int(state["iteration"]), Timer(float(state["seconds"]))
+        return done, Timer(float(state["seconds"]))
 
-    def maybe_save(self, iteration: int, total: int, timer: "Timer") -> None:
-        if self.path and (iteration % self.every == 0 or iteration == total) and distributed.is_main():
-            atomic_torch_save(self.path, {
+    def maybe_save(self, iteration: int, total: int, timer: Timer) -> None:
+        if iteration % self.every == 0 or iteration == total:
+            self.state.save(iteration, {
                 "tensors": {k: t.detach().cpu() for k, t in self.tensors.items()},
                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "generator": self.generator.get_state(), "seconds": timer.seconds,
-                "digest": self.digest, "iteration": iteration})
+                "generator": self.generator.get_state(), "seconds": timer.seconds})
 
 
 def finish(images: torch.Tensor, labels: torch.Tensor, data: ImageSet, method: str, ipc: int, seed: int,
@@ -133,15 +115,3 @@ def finish(images: torch.Tensor, labels: torch.Tensor, data: ImageSet, method: s
     return CondensedSet(pixels, labels, data.spec.name, method, ipc,
                         {"seed": seed, "params": params, "wall_seconds": round(seconds, 3),
                          "peak_memory_mb": round(peak_memory_mb(), 1), **(extra or {})})
-
-
-class Timer:
-    """Accumulates wall time across resumed segments."""
-
-    def __init__(self, already: float = 0.0):
-        self.already = already
-        self.start = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        return self.already + time.perf_counter() - self.start

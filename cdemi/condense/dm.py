@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .. import diffaug, distributed, models
+from .. import augment as diffaug
+from .. import distributed, models
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
 from .base import Checkpointer, ClassSampler, finish, learnable_images, run_digest

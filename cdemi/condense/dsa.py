@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import diffaug, models
+from .. import augment as diffaug
+from .. import models
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
 from .base import Checkpointer, ClassSampler, finish, learnable_images, run_digest

@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .. import diffaug, models
+from .. import augment as diffaug
+from .. import models
 from ..data import ImageSet
 from ..data.condensed import CondensedSet
-from ..training import evaluate
+from ..train import evaluate
 
 
 def train_on_condensed(cs: CondensedSet, test: ImageSet, *, epochs: int = 1000, lr: float = 0.01,

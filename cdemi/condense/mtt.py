@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .. import diffaug, models
+from .. import augment as diffaug
+from .. import models
 from ..artifacts import atomic_torch_save, safe_torch_load
 from ..data import ImageSet
 from ..data.condensed import CondensedSet

@@ -23,7 +23,8 @@ from ..artifacts import record_path
 from ..data.condensed import CondensedSet, load_condensed, save_condensed
 from ..data.subsets import real_subset
 from ..registry import Registry
-from .base import Timer, run_digest
+from ..resume import Timer
+from .base import run_digest
 from .dm import condense_dm
 from .dsa import condense_dsa
 from .evaluate import evaluate_condensed

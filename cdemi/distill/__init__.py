@@ -1,5 +1,6 @@
 """Knowledge distillation: the interleaved synthesis + KD loop, its pool, and the pipeline entry."""
-from .loop import DistillSettings, distill
+from ..params import DistillSettings
+from .loop import distill
 from .pool import SyntheticPool
 from .stage import distill_entry
 

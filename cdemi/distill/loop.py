@@ -20,55 +20,26 @@ its own resume state (``<state stem>.rank<r><suffix>``).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
-from ..artifacts import atomic_torch_save, safe_torch_load
-from ..condense.base import peak_memory_mb
+from ..augment import random_crop_flip
 from ..data import ImageSet
-from ..data.augment import random_crop_flip
 from ..data.subsets import per_class_indices
 from ..guidance import FeatureAlignment, FeatureDiagnostics
 from ..invert.base import InversionHost
 from ..losses import kd_kl
-from ..runtime import Acceleration, use_channels_last
-from ..training import evaluate
+from ..params import DistillSettings
+from ..resume import ResumeState
+from ..runtime import Acceleration, peak_memory_mb
+from ..train import evaluate
 from .pool import SyntheticPool
-
-
-@dataclass(frozen=True)
-class DistillSettings:
-    """:param epochs: synthesis + KD rounds; :param kd_steps: student steps per epoch;
-    :param batch_size: images per KD batch (pool and transfer alike); :param lr: SGD peak
-    lr (cosine to 0); :param temperature: tau; :param mixing: ``two_term`` or ``concat``;
-    :param pool_max: pool cap (None = unbounded); :param seed: data order and augmentation;
-    :param curve_test_per_class: the per-epoch curve is measured on this many test images per
-    class (a fixed draw, seed 0); the last epoch always on the whole test set (None: every
-    epoch on the whole test set)."""
-
-    epochs: int = 20
-    kd_steps: int = 50
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    temperature: float = 20.0
-    mixing: Literal["two_term", "concat"] = "two_term"
-    pool_max: Optional[int] = None
-    seed: int = 0
-    curve_test_per_class: Optional[int] = None
-
-    def digest(self) -> str:
-        fields = {k: v for k, v in asdict(self).items() if not (k == "curve_test_per_class" and v is None)}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 SAMPLES_KEPT = 128  # newest pool images returned with the result (figures: sample grids, feature maps)
@@ -92,12 +63,16 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
     :param run_digest: identifies everything else the run depends on (host and its
         parameters, guidance, transfer set, teacher); a saved state resumes only when both
         it and the loop settings match, otherwise it is set aside as ``.stale``.
+    :param settings: :class:`cdemi.params.DistillSettings` (or a whole :class:`cdemi.params.DistillRun`).
+    :param state_path: the resume state (:class:`cdemi.resume.ResumeState`, one per rank under
+        ``torchrun``), written at the end of every epoch.
     :param channels_last: NHWC layout for teacher, student and their inputs (about 1.7x
         faster KD on the CPU here); the numbers differ from NCHW by rounding only.
     :param accel: the speed switches (:func:`cdemi.runtime.accelerate`): bf16 autocast of the
         synthesis and of the KD and evaluation forward passes, pinned non-blocking copies of KD
         batches, a compiled student; its ``channels_last`` replaces the argument of that name.
-        None: float32, plain copies, no compilation (the CPU defaults).
+        None: float32, plain copies, no compilation (the CPU defaults).  The layout is decided here
+        (:meth:`cdemi.runtime.Acceleration.place`) unless the switches were placed already.
     """
     if guidance is not None and host is None:
         raise ValueError("guidance steers an inversion host: give a host too")
@@ -110,13 +85,10 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
             raise ValueError(f"the {role} predicts {classes} classes but {spec.name} has {spec.num_classes}: "
                              f"build the {role} with num_classes={spec.num_classes}")
     device = next(student.parameters()).device
-    if accel is None:
-        accel = Acceleration(device, channels_last=channels_last)
-    channels_last = use_channels_last(accel.channels_last, device, teacher, student)
+    accel = (accel or Acceleration(device, channels_last=channels_last)).place(teacher, student)
+    channels_last = accel.channels_last
     teacher.eval()
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    teacher.to(memory_format=layout)
-    student.to(memory_format=layout)
     world = distributed.world_size()
     kd_batch = distributed.share(settings.batch_size, "batch_size")  # this rank's part of a KD batch
     gen = torch.Generator().manual_seed(distributed.rank_seed(settings.seed))
@@ -130,33 +102,25 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
     opt = torch.optim.SGD(student.parameters(), lr=settings.lr, momentum=settings.momentum,
                           weight_decay=settings.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    curve: list[dict] = []
-    start = 0
-    state_path = distributed.rank_path(state_path) if state_path else None
     resume_key = f"{settings.digest()}:{run_digest}:{'nhwc' if channels_last else 'nchw'}"
     if world > 1:
         resume_key += f":{world}-processes"
     if accel.amp_dtype is not None:  # autocast changes the numbers: a float32 state does not resume it
         resume_key += f":autocast-{accel.amp_dtype}"
-    state = safe_torch_load(state_path, "distillation state") if state_path and state_path.exists() else None
-    held = len(json.loads(state["curve"])) if state is not None and state.get("settings") == resume_key else -1
-    if not distributed.same_everywhere(held) and state is not None:
-        state = {}  # the ranks' states hold different epochs (killed between two saves): start over
+    resume = ResumeState(state_path, resume_key, "distillation state", per_rank=True)  # each rank its own
+    start, state = resume.load()
+    curve: list[dict] = []
     if state is not None:
-        if state.get("settings") == resume_key:
-            student.load_state_dict(state["student"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            pool.load_state_dict(state["pool"])
-            gen.set_state(state["generator"])
-            if host is not None:
-                host.load_state_dict(state["host"])
-            if guidance is not None:
-                guidance.load_state_dict(state["guidance"])
-            curve = json.loads(state["curve"])
-            start = len(curve)
-        else:
-            state_path.rename(state_path.with_suffix(".stale"))
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        pool.load_state_dict(state["pool"])
+        gen.set_state(state["generator"])
+        if host is not None:
+            host.load_state_dict(state["host"])
+        if guidance is not None:
+            guidance.load_state_dict(state["guidance"])
+        curve = json.loads(state["curve"])
     curve_test = test
     if settings.curve_test_per_class is not None:
         curve_test = test.subset(per_class_indices(test, settings.curve_test_per_class, seed=0))
@@ -226,14 +190,13 @@ def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, 
                      amp_dtype=accel.amp_dtype)
             if distributed.is_main() else 0.0)
         curve.append(row)
-        if state_path:
-            atomic_torch_save(state_path, {
-                "student": student.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "pool": pool.state_dict(), "generator": gen.get_state(), "settings": resume_key,
-                "host": host.state_dict() if host is not None else None,
-                "guidance": guidance.state_dict() if guidance is not None else None, "curve": json.dumps(curve)})
+        resume.save(epoch + 1, {
+            "student": student.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "pool": pool.state_dict(), "generator": gen.get_state(),
+            "host": host.state_dict() if host is not None else None,
+            "guidance": guidance.state_dict() if guidance is not None else None, "curve": json.dumps(curve)})
     accs = [r["test_accuracy"] for r in curve]
-    return {"settings": asdict(settings), "settings_digest": settings.digest(), "curve": curve,
+    return {"settings": settings.loop_settings(), "settings_digest": settings.digest(), "curve": curve,
             "final_accuracy": accs[-1], "best_accuracy": max(accs),
             "synthesis_seconds": sum(r["synthesis_seconds"] for r in curve),
             "kd_seconds": sum(r["kd_seconds"] for r in curve),

@@ -10,8 +10,6 @@ and best test accuracy.  Reports are built from these records only.
 """
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 from pathlib import Path
 
@@ -26,14 +24,15 @@ from ..data.subsets import real_subset
 from ..guidance import PENULTIMATE, FeatureAlignment, FeatureDiagnostics
 from ..invert import HOSTS
 from ..models.checkpoint import load_classifier
-from .loop import DistillSettings, distill
+from ..resume import digest
+from .loop import distill
 
 RECORD_FORMAT = "cdemi-run-v1"
 
 
 def config_hash(run) -> str:
-    """SHA-256 (16 hex digits) of a run's validated configuration."""
-    return hashlib.sha256(json.dumps(run.model_dump(), sort_keys=True).encode()).hexdigest()[:16]
+    """The identity (:func:`cdemi.resume.digest`) of a run's validated configuration."""
+    return digest(run.model_dump())
 
 
 def _set_record(cs) -> dict:
@@ -62,14 +61,6 @@ def build_guidance(run, teacher: torch.nn.Module, condensed, spec, seed: int | N
                             seed=run.seed if seed is None else seed)
 
 
-def settings_of(run) -> DistillSettings:
-    """The loop settings of a :class:`cdemi.params.DistillRun`."""
-    return DistillSettings(epochs=run.epochs, kd_steps=run.kd_steps, batch_size=run.batch_size, lr=run.lr,
-                           momentum=run.momentum, weight_decay=run.weight_decay, temperature=run.temperature,
-                           mixing=run.mixing, pool_max=run.pool_max, seed=run.seed,
-                           curve_test_per_class=run.curve_test_per_class)
-
-
 def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_path: str | Path | None = None,
                   samples_path: str | Path | None = None, progress: bool = True) -> dict:
     """Execute one ``distill`` entry and write its run record atomically.
@@ -95,12 +86,10 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     device = distributed.setup(runtime.device)  # rt.select_device without torchrun
     accel = rt.accelerate(runtime, device)  # refuses switches the device cannot honour, before any work
     world = distributed.world_size()
-    host_params = dict(run.host_params)
+    host_params = run.host_settings
     if run.host and world > 1:  # each rank synthesises its share of the host's batch
-        default = inspect.signature(HOSTS.get(run.host).__init__).parameters["batch_size"].default
-        host_params["batch_size"] = distributed.share(host_params.get("batch_size", default),
+        host_params["batch_size"] = distributed.share(host_params["batch_size"],
                                                       f"host_params.batch_size of {run.host}")
-        distributed.share(run.batch_size, "batch_size")  # checked here too, before any computation
     dataset = run.dataset or data.dataset
     test = datasets.load(dataset, "test", data.root)
     spec = test.spec
@@ -122,9 +111,7 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     student = models.build(run.student.arch, num_classes=spec.num_classes, in_channels=spec.channels,
                            width=run.student.width).to(device)
     teacher = teacher.to(device)
-    if rt.use_channels_last(runtime.channels_last, device, teacher, student):
-        # before the host and the guidance copy the teacher (the loop decides the same way)
-        teacher = teacher.to(memory_format=torch.channels_last)
+    accel = accel.place(teacher, student)  # the run's layout, before the host and the guidance copy the teacher
     host = HOSTS.get(run.host)(teacher, spec, seed=seed, **host_params) if run.host else None
     guidance = build_guidance(run, teacher, cs, spec, seed=seed)
     diagnostics = None
@@ -134,7 +121,7 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
             condensed=(reference.images, reference.labels) if reference is not None else None,
             real=(real.images, real.labels) if real is not None else None)
     record_path = Path(record_path)
-    result = distill(teacher, student, test, settings_of(run), host=host,
+    result = distill(teacher, student, test, run, host=host,
                      transfer=cs.images if cs is not None else None, guidance=guidance, diagnostics=diagnostics,
                      state_path=state_path or record_path.with_suffix(".state"),
                      run_digest=f"{config_hash(run)}:{teacher_record['sha256']}:{(transfer_record or {}).get('sha256')}",

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .. import distributed
-from ..diffaug import diffaugment
+from ..augment import diffaugment
 from .discriminator import Conditioning, FeatureDiscriminator, GanLoss, discriminator_loss, generator_adversarial_loss
 from .features import PENULTIMATE, FeatureTap, feature_dim
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models.hooks import ForwardHooks
+
 PENULTIMATE = "penultimate"
 
 
-class FeatureTap:
+class FeatureTap(ForwardHooks):
     """Features of ``model`` at ``layer``, float (N, d), for normalised images (N, C, H, W).
 
     The hook is attached only while :meth:`__call__` runs, so the model's other passes
@@ -36,21 +38,16 @@ class FeatureTap:
             top = [n for n in names if n and "." not in n]
             raise ValueError(f"feature layer {layer!r} is not a submodule of {type(model).__name__}; "
                              f"use 'penultimate' or one of: {', '.join(top)}")
+        super().__init__([self.module])
         self._out: torch.Tensor | None = None
 
-    def _pre_hook(self, _module, inputs):
-        self._out = inputs[0]
-
-    def _hook(self, _module, _inputs, output):
-        self._out = output
+    def record(self, index: int, module: nn.Module, inputs: tuple, output) -> None:
+        """Keep the tapped layer's input (``pre``: the head's) or output, as the model computed it."""
+        self._out = inputs[0] if self.pre else output
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        handle = (self.module.register_forward_pre_hook(self._pre_hook) if self.pre
-                  else self.module.register_forward_hook(self._hook))
-        try:
+        with self:
             self.model(x)
-        finally:
-            handle.remove()
         out, self._out = self._out, None
         if out is None:
             raise RuntimeError(f"layer {self.layer!r} was not reached by the forward pass")

@@ -13,8 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..models.hooks import ForwardHooks
 
-class BNStatistics:
+
+class BNStatistics(ForwardHooks):
     """Forward hooks on every ``BatchNorm2d`` of ``model`` that collect the BN loss.
 
     :param model: the teacher (kept in eval mode by the caller).
@@ -27,32 +29,17 @@ class BNStatistics:
     def __init__(self, model: nn.Module, momentum: float | None = None):
         if momentum is not None and not 0 <= momentum < 1:
             raise ValueError(f"BN-statistics momentum must lie in [0, 1), got {momentum}")
-        self.layers = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        super().__init__([m for m in model.modules() if isinstance(m, nn.BatchNorm2d)])
         if not self.layers:
             raise ValueError(f"{type(model).__name__} has no BatchNorm2d layer: the BN-statistics prior needs one")
         self.momentum = momentum
         self.average: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
         self._batch: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.layers)
-        self._handles: list = []
 
-    def _hook(self, i: int):
-        def fn(module: nn.BatchNorm2d, inputs, _output):
-            x = inputs[0].float()
-            self._batch[i] = (x.mean(dim=(0, 2, 3)), x.transpose(0, 1).reshape(x.shape[1], -1).var(1, unbiased=False))
-        return fn
-
-    def __enter__(self) -> "BNStatistics":
-        self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.layers)]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    @property
-    def attached(self) -> bool:
-        return bool(self._handles)
+    def record(self, index: int, module: nn.BatchNorm2d, inputs: tuple, output) -> None:
+        """Keep the per-channel mean and biased variance, float32 (C,), of the layer's input."""
+        x = inputs[0].float()
+        self._batch[index] = (x.mean(dim=(0, 2, 3)), x.transpose(0, 1).reshape(x.shape[1], -1).var(1, unbiased=False))
 
     def loss(self) -> torch.Tensor:
         """``L_BN`` of the last forward pass, a float32 scalar (differentiable w.r.t. the input)."""

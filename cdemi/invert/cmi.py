@@ -40,7 +40,6 @@ Deviations from the public code, and why:
 from __future__ import annotations
 
 import copy
-import math
 from contextlib import contextmanager
 from typing import Optional
 
@@ -49,8 +48,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import distributed
-from ..data.augment import random_crop_flip
+from ..augment import random_crop_flip, random_resized_crop
 from ..models.generator import Generator
+from ..models.hooks import ForwardHooks
 from .base import HOSTS, ExtraTerm, InversionHost, SynthesisBatch
 from .bn_stats import BNStatistics
 from .losses import adversarial_disagreement
@@ -68,51 +68,19 @@ def info_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float) -> t
     return F.cross_entropy(logits, torch.arange(len(queries), device=queries.device))
 
 
-def random_resized_crop(images: torch.Tensor, generator: torch.Generator, scale=(0.25, 1.0),
-                        ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
-    """Differentiable ``RandomResizedCrop`` + horizontal flip per sample, resized back bilinearly.
-
-    :param images: float (N, C, H, W).
-    :param generator: CPU generator, the only source of randomness.
-    :param scale: range of the crop's share of the image area; :param ratio: range of its aspect
-        ratio (log-uniform).  A side longer than the image is capped at the image.
-    :returns: float (N, C, H, W), differentiable w.r.t. ``images``.
-    """
-    n = images.shape[0]
-    area = torch.empty(n).uniform_(*scale, generator=generator)
-    aspect = torch.empty(n).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator).exp()
-    w, h = (area * aspect).sqrt().clamp(max=1.0), (area / aspect).sqrt().clamp(max=1.0)
-    cx = (2 * torch.rand(n, generator=generator) - 1) * (1 - w)
-    cy = (2 * torch.rand(n, generator=generator) - 1) * (1 - h)
-    sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * sign, cx, h, cy
-    grid = F.affine_grid(theta.to(images), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-class InstanceMeans:
+class InstanceMeans(ForwardHooks):
     """Forward hooks that record, per image, the mean over H, W of each layer's input.
 
     Use: ``with InstanceMeans(layers) as f: model(x); feature = f.feature()``  (N, sum C_l).
     """
 
     def __init__(self, layers: list[nn.Module]):
-        self.layers, self.means, self._handles = layers, [None] * len(layers), []
+        super().__init__(layers)
+        self.means = [None] * len(self.layers)
 
-    def _hook(self, i: int):
-        def fn(_module, inputs, _output):
-            self.means[i] = inputs[0].float().mean(dim=(2, 3))
-        return fn
-
-    def __enter__(self) -> "InstanceMeans":
-        self._handles = [m.register_forward_hook(self._hook(i)) for i, m in enumerate(self.layers)]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+    def record(self, index: int, module: nn.Module, inputs: tuple, output) -> None:
+        """Keep the layer input's per-image mean over H, W, float32 (N, C)."""
+        self.means[index] = inputs[0].float().mean(dim=(2, 3))
 
     def feature(self) -> torch.Tensor:
         """The last forward pass's per-image feature, float32 (N, sum of the layers' channels)."""

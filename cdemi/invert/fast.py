@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..data.augment import random_crop_flip
+from ..augment import random_crop_flip
 from ..models.generator import Generator
 from .base import HOSTS, ExtraTerm, InversionHost, SynthesisBatch
 from .bn_stats import BNStatistics

@@ -57,3 +57,10 @@ def load_classifier(path: str | Path, arch: str | None = None, dataset: str | No
             f"(a checkpoint of another architecture?): {(lines[1] if len(lines) > 1 else lines[0]).strip()}"
         ) from e
     return model.eval(), record
+
+
+def metrics_of(record: dict) -> dict:
+    """The DVC metrics of a training run from its checkpoint record: final and best test accuracy
+    (%, two decimals) and the parameter count."""
+    return {"test_accuracy": round(record["test_accuracy"], 2), "best_accuracy": round(record["best_accuracy"], 2),
+            "num_parameters": record["num_parameters"]}

@@ -9,8 +9,9 @@ std, both sides with at least 2 seeds).  The rule:
 - with a standard error: **holds** when ``d > 2 se``, **does not hold** when ``d < -2 se``,
   otherwise **inconclusive**;
 - with a single seed on either side there is no spread: **inconclusive** unless
-  ``|d| >= noise`` (default :data:`SINGLE_SEED_NOISE` points), then holds or does not
-  hold by the sign of ``d``.
+  ``|d| >= noise``, then holds or does not hold by the sign of ``d``.  ``noise`` (points) is
+  the profile's ``claims.single_seed_noise`` (:class:`cdemi.params.ClaimsParams`), passed to
+  every function here; no other value exists.
 
 A claim holds when every matched group holds, does not hold when no group holds and at
 least one does not, and is inconclusive otherwise (including when no cell exists yet).
@@ -20,16 +21,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
-from .grid import select
+from ..artifacts import atomic_write_bytes, atomic_write_json
+from .grid import select, stats
+from .labels import REAL_SUBSETS
 
-SINGLE_SEED_NOISE = 2.0  # points; a single-seed difference below this is not a finding
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 PAIR = ("teacher", "student")
-CONDENSERS = ("dsa", "dm", "mtt")  # the condensation methods claim 7 is about
+CLAIM7_METHODS = ("dsa", "dm", "mtt")  # the condensation methods claim 7 compares, whether or not they have cells
 
 
 @dataclass
@@ -46,8 +49,9 @@ class Evidence:
         return sum(ds) / len(ds) if ds else float("nan")
 
 
-def group_verdict(d: float, se: float, noise: float = SINGLE_SEED_NOISE) -> str:
-    """The rule of the module docstring for one matched group."""
+def group_verdict(d: float, se: float, noise: float) -> str:
+    """The rule of the module docstring for one matched group: ``d`` and ``se`` in points
+    (``se`` NaN without seeds on both sides), ``noise`` the single-seed floor in points."""
     if math.isnan(se):
         return UNSURE if abs(d) < noise else (HOLDS if d > 0 else FAILS)
     if d > 2 * se:
@@ -64,13 +68,8 @@ def combine(verdicts: list[str]) -> str:
     return UNSURE
 
 
-def _stats(values: pd.Series) -> tuple[float, float, int]:
-    n = len(values)
-    return float(values.mean()), float(values.std(ddof=1)) if n >= 2 else float("nan"), n
-
-
 def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, match: tuple[str, ...],
-            noise: float = SINGLE_SEED_NOISE, split: tuple[str, ...] = ()) -> Evidence:
+            noise: float, split: tuple[str, ...] = ()) -> Evidence:
     """``better`` minus ``baseline`` (column filters) per group of equal ``match`` columns;
     ``split`` columns divide the better side further without constraining the baseline
     (each host's guided runs against the one KD-only cell)."""
@@ -84,9 +83,10 @@ def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, mat
             a_group = a_group[a_group[col] == value]
         if a_group.empty:
             continue
-        (mb, sb, nb), (ma, sa, na) = _stats(b_group["final"]), _stats(a_group["final"])
-        se = math.sqrt(sb ** 2 / nb + sa ** 2 / na) if nb >= 2 and na >= 2 else float("nan")
-        d = mb - ma
+        b_stats, a_stats = stats(b_group["final"]), stats(a_group["final"])
+        nb, na = b_stats["n"], a_stats["n"]
+        se = math.sqrt(b_stats["std"] ** 2 / nb + a_stats["std"] ** 2 / na) if nb >= 2 and na >= 2 else float("nan")
+        d = b_stats["mean"] - a_stats["mean"]
         ev.groups.append({**dict(zip(keys, key)), "d": d, "se": se, "n_better": nb, "n_baseline": na,
                           "verdict": group_verdict(d, se, noise)})
     ev.verdict = combine([g["verdict"] for g in ev.groups])
@@ -94,7 +94,7 @@ def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, mat
 
 
 def compare_gains(records: pd.DataFrame, label: str, gain_a: tuple[dict, dict], gain_b: tuple[dict, dict],
-                  match: tuple[str, ...], noise: float = SINGLE_SEED_NOISE) -> Evidence:
+                  match: tuple[str, ...], noise: float) -> Evidence:
     """Whether gain A (better minus baseline, filters) exceeds gain B, per ``match`` group:
     ``d = gain_A - gain_B``, with the standard errors of both gains added in quadrature."""
     ev = Evidence(label)
@@ -154,7 +154,7 @@ def _condensers(records: pd.DataFrame, headline: dict, noise: float) -> list[Evi
     guided = records[(records["variant"] == "guided") & (records["transfer_ipc"] == ipc)]
     # every condenser with cells, and those without (which leave the claim open); real-image
     # subsets (random real, k-shot) are references, not condensation methods
-    methods = sorted((set(guided["transfer_method"]) | set(CONDENSERS)) - {"", "kshot", "random_real"})
+    methods = sorted((set(guided["transfer_method"]) | set(CLAIM7_METHODS)) - {"", *REAL_SUBSETS})
 
     def with_(m):
         return {"variant": "guided", "transfer_method": m, "transfer_ipc": ipc}
@@ -189,10 +189,11 @@ CLAIMS = [
 ]
 
 
-def evaluate_claims(records: pd.DataFrame, headline: dict, noise: float = SINGLE_SEED_NOISE) -> list[dict]:
+def evaluate_claims(records: pd.DataFrame, headline: dict, noise: float) -> list[dict]:
     """One row per claim: number, text, verdict, and its comparisons (label, mean difference,
     groups with their numbers).  :param headline: the headline condensed set as column filters,
-    e.g. ``{"transfer_method": "dm", "transfer_ipc": 10}``; :param noise: the single-seed floor."""
+    e.g. ``{"transfer_method": "dm", "transfer_ipc": 10}``; :param noise: the single-seed floor in
+    points, the profile's ``claims.single_seed_noise``."""
     out = []
     for claim in CLAIMS:
         evidence = claim.check(records, headline, noise)
@@ -224,3 +225,19 @@ def claims_table(rows: list[dict]) -> pd.DataFrame:
         table.append({"claim": r["claim"], "text": r["text"], "verdict": r["verdict"],
                       "evidence": "; ".join(parts) or "no cells yet"})
     return pd.DataFrame(table).set_index("claim")
+
+
+def save_claims(stem: str | Path, rows: list[dict], headline: dict, noise: float, runs: int) -> list[Path]:
+    """Write the claims report: ``<stem>.json`` (``headline`` as ``{"method", "ipc"}``, ``noise``,
+    the number of run records ``runs`` and the ``rows`` of :func:`evaluate_claims`) and
+    ``<stem>.md`` (:func:`claims_table` as Markdown), both atomically.
+
+    :param headline: the column filters :func:`evaluate_claims` was given
+        (``transfer_method``, ``transfer_ipc``).  :returns: the two paths written.
+    """
+    stem = Path(stem)
+    paths = [stem.with_suffix(".json"), stem.with_suffix(".md")]
+    atomic_write_json(paths[0], {"headline": {"method": headline["transfer_method"], "ipc": headline["transfer_ipc"]},
+                                 "noise": noise, "runs": int(runs), "claims": rows})
+    atomic_write_bytes(paths[1], (claims_table(rows).reset_index().to_markdown(index=False) + "\n").encode())
+    return paths

@@ -1,4 +1,5 @@
-"""Tables of condensed sets built from their records: accuracy beside published numbers, and cost.
+"""Tables and the figure of condensed sets built from their records: accuracy beside published
+numbers, and cost.
 
 Inputs are the files the ``condense`` stages write: ``<sets_dir>/<name>.json`` (the set's
 record: method, IPC, parameters, wall time, peak memory) and ``<metrics_dir>/<name>.json``
@@ -90,3 +91,18 @@ def shortfalls(results: pd.DataFrame, dataset: str = "fashion_mnist") -> list[st
             notes.append(f"{r.method.upper()} at IPC {r.ipc} reaches {r.accuracy_mean:.2f}%, "
                          f"{own - r.accuracy_mean:.1f} points below the published {own:.1f}%")
     return notes
+
+
+def accuracy_figure(results: pd.DataFrame, dataset: str = "fashion_mnist"):
+    """ConvNet test accuracy against IPC per method (:func:`load_results`), with the published
+    numbers of :mod:`cdemi.report.published` as dotted grey lines where ``dataset`` has them."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    sns.lineplot(data=results, x="ipc", y="accuracy_mean", hue="method", marker="o", ax=ax)
+    for name, table in (published.CONDENSED_FASHION_MNIST.items() if dataset == "fashion_mnist" else []):
+        ax.plot(list(table), list(table.values()), ls=":", color="grey", lw=1)
+        ax.annotate(f"published {name.upper()}", (max(table), table[max(table)]), fontsize=7, color="grey")
+    ax.set(xscale="log", xlabel="images per class", ylabel="ConvNet test accuracy (%)", title=f"Condensed {dataset}")
+    return fig

@@ -45,7 +45,6 @@ KD speed) and pass your own :class:`StepTimes`.
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,16 +151,6 @@ def _sizes(dataset: str) -> tuple[int, int]:
     return SPLIT_SIZES[dataset]
 
 
-def _host_arg(run, name: str):
-    """A host parameter of a distill run: given in ``host_params``, else the host's default."""
-    from ..invert import HOSTS
-
-    if name in run.host_params:
-        return run.host_params[name]
-    parameter = inspect.signature(HOSTS.get(run.host).__init__).parameters.get(name)
-    return parameter.default if parameter is not None else None
-
-
 def _row(stage: str, name: str, dataset: str, seconds: float, detail: str, **parts: float) -> dict:
     return {"stage": stage, "name": name, "dataset": dataset, "hours": seconds / 3600, "detail": detail,
             **{f"{k}_hours": v / 3600 for k, v in parts.items()}}
@@ -241,9 +230,9 @@ def _distill_rows(profile, times: StepTimes) -> list[dict]:
             if run.host not in times.synthesis:
                 known = ", ".join(sorted(times.synthesis))
                 raise ValueError(f"no synthesis figure for host {run.host!r}; known: {known}")
-            steps = _host_arg(run, "iterations" if run.host == "deepinversion" else "g_steps")
-            batch = _host_arg(run, "batch_size")
-            warmup = _host_arg(run, "warmup") or 0
+            steps = run.host_settings["iterations" if run.host == "deepinversion" else "g_steps"]
+            batch = run.host_settings["batch_size"]
+            warmup = run.host_settings.get("warmup", 0)
             factor = times.guidance.get(run.host, 1.0) if run.guidance is not None else 1.0
             synthesis = run.epochs * steps * times.synthesis[run.host] * batch / 256 * px * teacher * factor
         terms = 2 if (run.host is not None and run.transfer is not None and run.mixing == "two_term") else 1

@@ -1,9 +1,10 @@
 """The paper's tables T1-T5, built from run records only (``results/distill/*.json`` through
-:func:`cdemi.report.distill.load_records`, and the model records ``data/models/*.json``).
+:func:`cdemi.report.runs.load_records`, and the model records ``data/models/*.json``).
 
 Every cell is the final test accuracy (%) averaged over the seeds present, shown as
 ``mean ± std (n)`` (``mean (1)`` with one seed); the numeric CSV twin of each table keeps
 mean, std and n apart (:func:`long_cells`).  A cell without records is left empty.
+Rows, columns and names follow :mod:`cdemi.report.labels`.
 """
 from __future__ import annotations
 
@@ -12,22 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .distill import HOST_ORDER
-
-ARCH_NAMES = {"resnet34": "ResNet-34", "resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2", "convnet": "ConvNet",
-              "wrn": "WRN", "vgg11": "VGG-11"}
-HOST_NAMES = {"deepinversion": "DeepInversion", "fast": "Fast", "cmi": "CMI", "predfkd": "PRE-DFKD", "none": "KD"}
-VARIANT_NAMES = {"plain": "", "naive": " + CS (naive)", "guided": " + guidance", "guided-uncond": " + guidance (uncond. D)"}
-SET_NAMES = {"dm": "DM", "dsa": "DSA", "mtt": "MTT", "random_real": "random real", "kshot": "k-shot"}
-
-
-def pair_label(teacher: str, student: str) -> str:
-    """``ResNet-34 → MobileNetV2`` for architecture names of the records."""
-    return f"{ARCH_NAMES.get(teacher, teacher)} → {ARCH_NAMES.get(student, student)}"
+from .labels import ARCH_NAMES, HOST_NAMES, INVERSION_HOSTS, SET_NAMES, VARIANT_NAMES, pair_label
 
 
 def stats(values: pd.Series) -> dict:
-    """``mean``, ``std`` (sample std; NaN with one value) and ``n`` of final accuracies."""
+    """``mean``, ``std`` (sample std, ddof 1; NaN with fewer than two values) and ``n`` of
+    ``values`` (final accuracies in %, or any other per-run number); the mean is NaN without values."""
     n = int(len(values))
     return {"mean": float(values.mean()) if n else float("nan"),
             "std": float(values.std(ddof=1)) if n >= 2 else float("nan"), "n": n}
@@ -126,7 +117,7 @@ def main_table(records: pd.DataFrame, references: dict, method: str = "dm", ipc:
             stats(select(on_pair, variant="kd-only", transfer_method=method, transfer_ipc=ipc)["final"]))
         put(f"KD on {SET_NAMES.get(real_method, real_method)} IPC {ipc} alone", pair,
             stats(select(on_pair, variant="kd-only", transfer_method=real_method, transfer_ipc=ipc)["final"]))
-        for host in [h for h in HOST_ORDER if h != "none"]:
+        for host in INVERSION_HOSTS:
             for variant in ("plain", "naive", "guided"):
                 put(HOST_NAMES[host] + VARIANT_NAMES[variant], pair,
                     stats(select(on_pair, **cell(host, variant, method, ipc))["final"]))
@@ -160,15 +151,25 @@ def ipc_table(records: pd.DataFrame, hosts=("fast", "cmi"), method: str = "dm", 
     return text, long_cells(cells, ["row", "ipc"])
 
 
+T3_SETS = ("dsa", "dm", "mtt", "random_real")  # T3's rows: the paper's condensation methods, then real images
+
+
+def convnet_accuracies(condense_dir: str | Path, ipc: int, methods: tuple[str, ...] = T3_SETS) -> dict[str, float]:
+    """The mean ConvNet accuracy (%) of each ``method``'s IPC-``ipc`` set, from the condense stages'
+    metrics ``<condense_dir>/<method>_ipc<ipc>.json``; a method without that file is left out."""
+    return {m: json.loads(p.read_text())["accuracy_mean"] for m in methods
+            if (p := Path(condense_dir) / f"{m}_ipc{ipc}.json").exists()}
+
+
 def condenser_table(records: pd.DataFrame, convnet: dict[str, float], host: str = "fast", ipc: int = 10,
                     student: str = "mobilenetv2") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """T3: per condensation method at ``ipc`` (rows), the set's own ConvNet accuracy
-    (``convnet``: method -> accuracy, from the condensation metrics), KD on the set alone,
+    """T3: per condensation method at ``ipc`` (rows, :data:`T3_SETS`), the set's own ConvNet accuracy
+    (``convnet``: method -> accuracy, :func:`convnet_accuracies`), KD on the set alone,
     the host guided by the set, and the guided run's gain over the host's plain run (points).
     :returns: (text, numeric)."""
     recs = select(records, student=student)
     plain = stats(select(recs, host=host, variant="plain")["final"])
-    methods = [m for m in ("dsa", "dm", "mtt", "random_real") if m in set(recs["transfer_method"]) or m in convnet]
+    methods = [m for m in T3_SETS if m in set(recs["transfer_method"]) or m in convnet]
     cells: dict[tuple, dict] = {}
     guided_col = f"{HOST_NAMES[host]} + guidance"
     for m in methods:

@@ -1,7 +1,8 @@
-"""The paper's figures, drawn from run records (and, for the feature map and the sample
-grids, the synthetic images each run keeps beside its record).
+"""The paper's figures, drawn from run records (and, for the sample grids, the synthetic images
+each run keeps beside its record); the feature map is :mod:`cdemi.report.feature_map`.
 
-Every function returns a matplotlib figure; :func:`cdemi.report.figures.save_figure` writes it.
+Every drawing function returns a matplotlib figure (:func:`cdemi.report.figures.save_figure` writes it);
+:func:`load_samples` and :func:`variant_samples` read the images the drawings show.
 """
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .distill import HOST_ORDER
-from .grid import HOST_NAMES, cell, pair_label, select
+from .grid import cell, select
+from .labels import HOST_NAMES, HOST_ORDER, INVERSION_HOSTS, KD_ONLY_HOST, pair_label
+from .variants import curves
 
 VARIANT_COLOURS = {"plain": "tab:gray", "naive": "tab:blue", "guided": "tab:red", "kd-only": "black"}
 VARIANT_LEGEND = {"plain": "host alone", "naive": "+ CS (naive)", "guided": "+ guidance", "kd-only": "KD on C alone"}
 
 
 def _hosts(records: pd.DataFrame) -> list[str]:
-    return [h for h in HOST_ORDER if h != "none" and h in set(records["host"])]
+    return [h for h in INVERSION_HOSTS if h in set(records["host"])]
 
 
 def main_bars(records: pd.DataFrame, teacher: str, student: str, method: str = "dm", ipc: int = 10):
@@ -142,6 +144,20 @@ def load_samples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     return blob["images"].float() / 255, blob["targets"]
 
 
+def variant_samples(records: pd.DataFrame, records_dir: str | Path, method: str = "dm", ipc: int = 10
+                    ) -> dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]]:
+    """The images each inversion run of ``records`` kept (:func:`load_samples` of
+    ``<records_dir>/<run>.samples.pt``), per (host, variant): its plain runs, and its naive and guided
+    runs on the ``method`` IPC-``ipc`` set; of several runs of one key the last in ``records`` counts."""
+    samples = {}
+    for run in records[records["host"] != KD_ONLY_HOST].itertuples():
+        if run.variant in ("naive", "guided") and (run.transfer_method, run.transfer_ipc) != (method, ipc):
+            continue
+        if run.variant in ("plain", "naive", "guided"):
+            samples[(run.host, run.variant)] = load_samples(Path(records_dir) / f"{run.name}.samples.pt")
+    return samples
+
+
 def sample_panels(samples: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]], per_class: int = 4):
     """One image grid per (host, variant) key: rows hosts, columns variants; inside a grid
     one row per class with up to ``per_class`` of its synthetic images."""
@@ -171,33 +187,27 @@ def sample_panels(samples: dict[tuple[str, str], tuple[torch.Tensor, torch.Tenso
     return fig
 
 
-def feature_map(groups: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "", seed: int = 0, ax=None):
-    """t-SNE of teacher features: ``groups`` maps a name (real, condensed, plain MI, guided MI)
-    to (features (N, d), labels (N,)); one embedding of all points, markers by group and
-    colours by class, drawn on ``ax`` (None: a new figure).  Deterministic for a given ``seed``.
-    :returns: the figure."""
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
+DIAGNOSTIC_PANELS = {"test_accuracy": "student test accuracy (%)", "distance_condensed": "feature distance to condensed",
+                     "d_acc_fake": "D accuracy on synthetic (guided)"}
 
-    names = list(groups)
-    feats = np.concatenate([groups[n][0] for n in names])
-    labels = np.concatenate([groups[n][1] for n in names])
-    which = np.concatenate([np.full(len(groups[n][0]), i) for i, n in enumerate(names)])
-    emb = TSNE(n_components=2, perplexity=min(30.0, (len(feats) - 1) / 3), init="pca", random_state=seed,
-               max_iter=1000).fit_transform(feats.astype(np.float64))
-    markers = ".o^s*"
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.2, 4.4))
-    fig = ax.figure
-    for i, name in enumerate(names):
-        m = which == i
-        ax.scatter(emb[m, 0], emb[m, 1], c=labels[m], cmap="tab10", vmin=0, vmax=9, marker=markers[i % len(markers)],
-                   s=6 if i == 0 else 22, alpha=0.35 if i == 0 else 0.85,
-                   edgecolors="none" if i == 0 else "black", linewidths=0.3, label=name)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
-    leg = ax.legend(fontsize=7, markerscale=1.2)
-    for handle in leg.legend_handles:
-        handle.set_color("gray")
+
+def diagnostic_curves(records: pd.DataFrame):
+    """The guidance summary's curves over epochs, one panel per number of :data:`DIAGNOSTIC_PANELS`
+    the records hold: mean over seeds per host (colour) and variant (line style), band: std; one
+    legend for all panels, right of them."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    long = curves(records)
+    panels = [(col, label) for col, label in DIAGNOSTIC_PANELS.items() if col in long.columns]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4), squeeze=False)
+    for ax, (col, label) in zip(axes[0], panels):
+        data = long.dropna(subset=[col])
+        sns.lineplot(data=data, x="epoch", y=col, hue="host", style="variant", marker="o", errorbar="sd", ax=ax,
+                     legend=ax is axes[0][0])
+        ax.set(ylabel=label)
+    handles, labels = axes[0][0].get_legend_handles_labels()  # the first panel has every host and variant
+    axes[0][0].get_legend().remove()
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1, 1), fontsize=8)
     return fig

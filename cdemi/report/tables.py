@@ -1,4 +1,5 @@
-"""Saving tables reproducibly: one DataFrame as CSV, Markdown and LaTeX side by side."""
+"""Saving tables reproducibly: one DataFrame as CSV, Markdown and LaTeX side by side, and a
+grid table's numeric twin beside it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,3 +26,15 @@ def save_table(table: pd.DataFrame, stem: str | Path, caption: str = "") -> list
         atomic_write_bytes(path, text.encode())
         paths.append(path)
     return paths
+
+
+def save_table_with_numbers(table: pd.DataFrame, numbers: pd.DataFrame, stem: str | Path,
+                            caption: str = "") -> list[Path]:
+    """A table of T1-T5 and its numbers: :func:`save_table` of the text ``table``, and the numeric
+    twin ``numbers`` (one row per cell: mean, std, n; :func:`cdemi.report.grid.long_cells`) as
+    ``<stem>_numbers.csv``, atomically.  :returns: the four paths written."""
+    stem = Path(stem)
+    paths = save_table(table, stem, caption)
+    numbers_path = stem.with_name(f"{stem.name}_numbers.csv")
+    atomic_write_bytes(numbers_path, numbers.to_csv().encode())
+    return [*paths, numbers_path]

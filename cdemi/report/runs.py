@@ -1,0 +1,89 @@
+"""Run records (``results/distill/*.json``, format ``cdemi-run-v1``) read into one frame.
+
+:func:`load_records` gives one row per distillation run, sorted by host and variant in the
+reports' order (:data:`cdemi.report.labels.HOST_ORDER`, :data:`~cdemi.report.labels.VARIANT_ORDER`);
+the grid's tables (:mod:`~cdemi.report.grid`), figures, claims and guidance summary start from that frame.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..params import GuidanceParams
+from .labels import HOST_ORDER, VARIANT_ORDER
+
+
+def variant_label(record: dict) -> str:
+    """The record's variant, with every guidance setting that differs from the defaults in
+    brackets (``guided[loss=hinge, weight=2.0]``), so ablation runs get their own column."""
+    guidance = (record.get("config") or {}).get("guidance")
+    if not guidance:
+        return record["variant"]
+    defaults = GuidanceParams().model_dump()
+    changed = [f"{k}={v}" for k, v in sorted(guidance.items()) if k != "conditional" and defaults.get(k) != v]
+    return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
+
+
+def locked_md5s(lock: str | Path) -> dict[Path, str]:
+    """Every output and metric DVC recorded in ``lock`` (a ``dvc.lock``): resolved path -> MD5."""
+    import yaml
+
+    lock = Path(lock)
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    return {(lock.parent / o["path"]).resolve(): o["md5"] for stage in stages.values()
+            for o in stage.get("outs", []) if "md5" in o}
+
+
+def load_records(records_dir: str | Path, dataset: str | None = None, lock: str | Path | None = None) -> pd.DataFrame:
+    """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``dataset,
+    teacher, student, transfer, transfer_method, transfer_ipc, teacher_path, transfer_path,
+    teacher_sha256, seed, final, best, synthesis_min, kd_min, images, peak_memory_mb`` plus
+    the epoch means of the diagnostics, and ``curve`` (the per-epoch rows).
+
+    :param dataset: keep only the runs on this dataset (None: all).
+    :param lock: a ``dvc.lock`` whose MD5 every record it lists must match (None: no check); a
+        record changed since its stage ran (corrupt, truncated, edited) is refused.
+
+    :raises FileNotFoundError: no record under ``records_dir``.
+    :raises ValueError: a file that is not a run record, or one that no longer matches its
+        ``lock`` checksum (names the file and the stage to rerun).
+    """
+    import hashlib
+
+    md5s = locked_md5s(lock) if lock is not None else {}
+    rows = []
+    for path in sorted(Path(records_dir).glob("*.json")):
+        raw = path.read_bytes()
+        expected = md5s.get(path.resolve())
+        if expected is not None and hashlib.md5(raw).hexdigest() != expected:
+            raise ValueError(f"{path} does not match the checksum DVC recorded when its stage wrote it: the file was "
+                             f"changed or corrupted since; restore it (git checkout {path}) or rerun its stage "
+                             f"alone (dvc repro --force --single-item distill@{path.stem})")
+        try:
+            rec = json.loads(raw)
+        except ValueError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}): restore it or rerun its stage") from None
+        if rec.get("format") != "cdemi-run-v1":
+            raise ValueError(f"{path} is not a run record (format {rec.get('format')!r}, expected 'cdemi-run-v1')")
+        transfer = rec.get("transfer") or {}
+        if dataset is not None and rec.get("dataset") != dataset:
+            continue
+        config = rec.get("config") or {}
+        rows.append({"name": rec["name"], "host": rec["host"], "variant": variant_label(rec),
+                     "dataset": rec.get("dataset", ""), "teacher_path": config.get("teacher", ""),
+                     "transfer_path": config.get("transfer") or "",
+                     "teacher": rec.get("teacher", ""), "student": rec.get("student", ""),
+                     "transfer": f"{transfer['method']} IPC {transfer['ipc']}" if transfer else "",
+                     "transfer_method": transfer.get("method", ""), "transfer_ipc": transfer.get("ipc", 0),
+                     "teacher_sha256": rec.get("teacher_sha256", ""), "seed": rec["seed"], "final": rec["final_accuracy"], "best": rec["best_accuracy"],
+                     "synthesis_min": rec["synthesis_seconds"] / 60, "kd_min": rec["kd_seconds"] / 60,
+                     "images": rec["images_synthesised"], "peak_memory_mb": rec["peak_memory_mb"],
+                     **rec.get("diagnostics_mean", {}), "curve": rec["curve"]})
+    if not rows:
+        raise FileNotFoundError(f"no run records under {records_dir}" + (f" for {dataset}" if dataset else "")
+                                + ": run the distill stages first")
+    table = pd.DataFrame(rows)
+    return table.sort_values(["host", "variant"], key=lambda s: s.map(
+        {v: i for i, v in enumerate(HOST_ORDER if s.name == "host" else VARIANT_ORDER)}).fillna(99), ignore_index=True)

@@ -1,0 +1,119 @@
+"""The README's generated blocks, written from their sources or checked against them.
+
+A block is the text between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``.  :data:`BLOCKS` maps
+the result blocks to the generated file each shows (T1 and the claims report, committed with the
+pipeline's outputs); the ``reliability`` block shows the counts a whole, passing run of the test
+suite writes to a JSON file (``make test``; ``tests/reliability_tally.py``), rendered by
+:func:`reliability_markdown`.
+
+``python -m cdemi.tools.readme [README.md] [--reliability COUNTS.json] [--check]`` rewrites every
+block from its source, atomically (``make readme``); with ``--check`` it changes nothing and exits 1
+naming every stale block (the last step of ``make test``).  Without ``--reliability``, or while that
+file does not exist yet, the reliability block is left as it is when writing, and is stale when
+checking with a path given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from ..artifacts import atomic_write_bytes
+
+BLOCKS = {"t1": "results/tables/t1_main.md", "claims": "results/claims.md"}  # block -> file, relative to the README
+RELIABILITY = "reliability"
+
+
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- begin:{name} -->\n)(.*?)(<!-- end:{name} -->)", re.S)
+
+
+def block(text: str, name: str) -> str:
+    """The current content of block ``name``.  :raises KeyError: the README has no such block."""
+    m = _pattern(name).search(text)
+    if m is None:
+        raise KeyError(f"the README has no block {name!r} (<!-- begin:{name} --> ... <!-- end:{name} -->)")
+    return m.group(2)
+
+
+def reliability_markdown(counts: dict) -> str:
+    """The reliability block's text: a sentence with the totals, then one table row per kind.
+
+    :param counts: ``{"bad_inputs": {kind: n}, "faults": {kind: n}, "checked": n, "lost": n}``: the
+        bad inputs offered and faults injected per kind, the files compared byte for byte after a fault
+        or a refusal, and how many of them changed.
+    """
+    bad, faults = counts["bad_inputs"], counts["faults"]
+    rows = ["| what | kind | count |", "|---|---|---|"]
+    rows += [f"| bad input | {k} | {n} |" for k, n in sorted(bad.items())]
+    rows += [f"| fault injected | {k} | {n} |" for k, n in sorted(faults.items())]
+    return "\n".join([
+        f"The last full run of the suite offered **{sum(bad.values())} bad inputs** and injected "
+        f"**{sum(faults.values())} faults**; every one ended in the expected clear error or in a resumed, "
+        f"identical result. Of the {counts['checked']} files that existed before a fault or a refusal and were "
+        f"compared byte for byte afterwards, **{counts['lost']} were lost or changed**.", "", *rows])
+
+
+def generated(root: Path = Path("."), reliability: Path | None = None) -> dict[str, str]:
+    """What each block should hold: block name -> text, for every block whose source exists.
+
+    :param root: the folder the :data:`BLOCKS` files are relative to (the README's).
+    :param reliability: the counts file of the last whole, passing test run (None: not shown).
+    :raises FileNotFoundError: a file of :data:`BLOCKS` is missing.
+    """
+    out = {name: (root / source).read_text() for name, source in BLOCKS.items()}
+    if reliability is not None and reliability.is_file():
+        out[RELIABILITY] = reliability_markdown(json.loads(reliability.read_text())) + "\n"
+    return out
+
+
+def refreshed(text: str, root: Path = Path("."), reliability: Path | None = None) -> str:
+    """``text`` with every block of :func:`generated` replaced by its source's content.
+
+    :raises KeyError: ``text`` lacks one of those blocks.
+    """
+    for name, content in generated(root, reliability).items():
+        block(text, name)  # raises when absent
+        text = _pattern(name).sub(lambda m: m.group(1) + content + m.group(3), text)
+    return text
+
+
+def stale(text: str, root: Path = Path("."), reliability: Path | None = None) -> list[str]:
+    """Names of the blocks of ``text`` that differ from their sources; with a ``reliability`` path
+    that does not exist, the reliability block counts as stale (its source was never written)."""
+    wanted = generated(root, reliability)
+    names = [name for name, content in wanted.items() if block(text, name) != content]
+    return names + ([RELIABILITY] if reliability is not None and RELIABILITY not in wanted else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cdemi.tools.readme", description=__doc__.splitlines()[0])
+    parser.add_argument("readme", nargs="?", type=Path, default=Path("README.md"))
+    parser.add_argument("--reliability", type=Path, help="the counts file a whole, passing test run wrote")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a block is stale")
+    args = parser.parse_args(argv)
+    text, root = args.readme.read_text(), args.readme.parent
+    if args.check:
+        names = stale(text, root, args.reliability)
+        if names:
+            missing = args.reliability is not None and not args.reliability.is_file()
+            print(f"{args.readme}: block(s) {', '.join(names)} differ from their sources: run `make readme` and commit "
+                  f"{args.readme}" + (f" ({args.reliability} is missing: a whole, passing `make test` writes it)"
+                                      if missing else ""), file=sys.stderr)
+            return 1
+        print(f"{args.readme}: every generated block is current")
+        return 0
+    if args.reliability is not None and not args.reliability.is_file():
+        print(f"{args.reliability} does not exist yet (a whole, passing `make test` writes it): "
+              f"the reliability block is left as it is", file=sys.stderr)
+    new = refreshed(text, root, args.reliability)
+    if new != text:
+        atomic_write_bytes(args.readme, new.encode())
+    print(f"{args.readme}: blocks {', '.join(generated(root, args.reliability))} written from their sources")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cdemi import params
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", ["params.yaml", "profiles/paper.yaml"])
+def test_profiles_validate(path):
+    p = params.load(ROOT / path)
+    assert p.train and p.kd_full
+    for run in p.kd_full.values():
+        assert run.teacher.startswith("data/models/")
+
+
+def _default() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.mark.parametrize("edit,key,allowed", [
+    (lambda d: d["train"]["teacher"].update(epochs=0), "train.teacher.epochs", "greater than or equal to 1"),
+    (lambda d: d["train"]["teacher"].update(lr="0.1"), "train.teacher.lr", "valid number"),
+    (lambda d: d["train"]["teacher"].update(arch="resnet50"), "train.teacher.arch", "allowed: convnet"),
+    (lambda d: d["train"]["teacher"].update(dataset="mnist"), "train.teacher.dataset", "allowed: cifar10"),
+    (lambda d: d["train"]["teacher"].update(learning_rate=0.1), "train.teacher.learning_rate", "Extra inputs"),
+    (lambda d: d["runtime"].update(device="tpu"), "runtime.device", "should match pattern"),
+    (lambda d: d["distill"]["fast_plain_mnv2_s0"].update(host="fsat"), "distill.fast_plain_mnv2_s0", "allowed: cmi, deepinversion"),
+    (lambda d: d["distill"]["fast_plain_mnv2_s0"]["host_params"].update(gsteps=2), "distill.fast_plain_mnv2_s0",
+     "host_params ['gsteps'] are not parameters of host 'fast'; allowed: adv, batch_size"),
+    (lambda d: d["distill"]["kd_dm10_mnv2_s0"].update(transfer=None), "distill.kd_dm10_mnv2_s0", "a run needs an inversion host"),
+    (lambda d: d["distill"]["fast_plain_mnv2_s0"].update(mixing="sum"), "distill.fast_plain_mnv2_s0.mixing", "'two_term' or 'concat'"),
+    (lambda d: d["distill"]["fast_plain_mnv2_s0"]["student"].update(arch="vit"), "distill.fast_plain_mnv2_s0.student.arch", "allowed: convnet"),
+    (lambda d: d["condense"]["dm_ipc10"].update(method="kip"), "condense.dm_ipc10", "dm"),
+    (lambda d: d["runtime"].update(threads=-1), "runtime.threads", "greater than or equal to 0"),
+    (lambda d: d.update(profile="huge"), "profile", "'default', 'paper' or 'smoke'"),
+    (lambda d: d["kd_full"]["resnet18_kd_full"].update(teacher=None), "kd_full.resnet18_kd_full.teacher", "required"),
+    (lambda d: d["distill"]["kd_dm10_mnv2_s0"].update(transfer="data/condensed/dm_ipc7.pt"),
+     "distill.kd_dm10_mnv2_s0.transfer", "not produced by any condense entry of this profile; entries: dm_ipc1, "),
+    (lambda d: d["kd_full"]["resnet18_kd_full"].update(teacher="data/models/teachr.pt"),
+     "kd_full.resnet18_kd_full.teacher", "not produced by any train or kd_full entry"),
+    (lambda d: d.setdefault("claims", {}).update(headline_ipc=7), "claims.headline_method/headline_ipc",
+     "no condense entry makes a dm set at IPC 7; the profile condenses dm at IPC 1, dm at IPC 10, dm at IPC 50"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(edit, key, allowed, tally):
+    d = _default()
+    tally.bad_input("parameter value of a wrong type, name or range")
+    edit(d)
+    with pytest.raises(params.ParamsError) as e:
+        params.validate(d, "params.yaml")
+    assert key in str(e.value) and allowed in str(e.value)
+
+
+def test_broken_yaml_and_missing_file(tmp_path, tally):
+    tally.bad_input("unreadable or missing profile file", 2)
+    bad = tmp_path / "p.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(params.ParamsError, match="not valid YAML"):
+        params.load(bad)
+    with pytest.raises(params.ParamsError, match="does not exist"):
+        params.load(tmp_path / "none.yaml")
+
+
+def test_resolve_uses_smoke_values_or_the_named_entry():
+    smoke = {"run": {"arch": "resnet18", "width": 0.125, "epochs": 1}, "data": {"dataset": "digits"}}
+    run, prof = params.resolve("", "smoke", "train", smoke)
+    assert run.epochs == 1 and prof.data.dataset == "digits" and prof.profile == "smoke"
+    run, prof = params.resolve(str(ROOT / "params.yaml"), "teacher", "train", smoke)
+    assert run.arch == "resnet34" and prof.profile == "default"
+    with pytest.raises(params.ParamsError, match="no entry 'nope' under 'train'; known: mobilenetv2_scratch"):
+        params.resolve(str(ROOT / "params.yaml"), "nope", "train", smoke)
