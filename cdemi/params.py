@@ -251,7 +251,7 @@ def _host_param_problem(name: str, value, default) -> str:
 
 
 class DistillSettings(_Section):
-    """The settings :func:`cdemi.distill.distill` receives (declared once: a profile's
+    """The settings :func:`cdemi.distill.distill_student` receives (declared once: a profile's
     ``distill`` entries are :class:`DistillRun`, which extends this).
 
     :param epochs: synthesis + KD rounds; :param kd_steps: student steps per epoch;
@@ -290,7 +290,7 @@ class DistillSettings(_Section):
 
 class DistillRun(DistillSettings):
     """One distillation run: a student distilled from ``teacher`` on synthetic images of an
-    inversion ``host`` and/or a fixed ``transfer`` set (see :func:`cdemi.distill.distill`).
+    inversion ``host`` and/or a fixed ``transfer`` set (see :func:`cdemi.distill.distill_student`).
 
     :param host: a registered inversion host (``deepinversion``, ``fast``, ...), or None for
         plain KD on ``transfer``; :param host_params: keyword arguments of that host's

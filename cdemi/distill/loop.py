@@ -45,7 +45,7 @@ from .pool import SyntheticPool
 SAMPLES_KEPT = 128  # newest pool images returned with the result (figures: sample grids, feature maps)
 
 
-def distill(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, settings: DistillSettings, *,
+def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: ImageSet, settings: DistillSettings, *,
             host: Optional[InversionHost] = None, transfer: Optional[torch.Tensor] = None,
             guidance: Optional[FeatureAlignment] = None, diagnostics: Optional[FeatureDiagnostics] = None,
             state_path: str | Path | None = None, run_digest: str = "", channels_last: bool = False,

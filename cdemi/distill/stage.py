@@ -25,7 +25,7 @@ from ..guidance import PENULTIMATE, FeatureAlignment, FeatureDiagnostics
 from ..invert import HOSTS
 from ..models.checkpoint import load_classifier
 from ..resume import digest
-from .loop import distill
+from .loop import distill_student
 
 RECORD_FORMAT = "cdemi-run-v1"
 
@@ -121,7 +121,7 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
             condensed=(reference.images, reference.labels) if reference is not None else None,
             real=(real.images, real.labels) if real is not None else None)
     record_path = Path(record_path)
-    result = distill(teacher, student, test, run, host=host,
+    result = distill_student(teacher, student, test, run, host=host,
                      transfer=cs.images if cs is not None else None, guidance=guidance, diagnostics=diagnostics,
                      state_path=state_path or record_path.with_suffix(".state"),
                      run_digest=f"{config_hash(run)}:{teacher_record['sha256']}:{(transfer_record or {}).get('sha256')}",

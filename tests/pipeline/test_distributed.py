@@ -144,7 +144,7 @@ def _pretend_two_processes(monkeypatch):
 def test_entries_refuse_batches_that_do_not_divide_before_any_computation(monkeypatch, tmp_path, digits_train,
                                                                            digits_test):
     from cdemi.condense import condense_entry
-    from cdemi.distill import DistillSettings, distill, distill_entry
+    from cdemi.distill import DistillSettings, distill_student, distill_entry
     from cdemi.invert import DeepInversion
     from cdemi.train import TrainSettings, train_classifier
 
@@ -162,7 +162,7 @@ def test_entries_refuse_batches_that_do_not_divide_before_any_computation(monkey
     teacher = tiny_model()  # untrained: nothing runs
     host = DeepInversion(teacher, digits_train.spec, batch_size=8, iterations=1)
     with pytest.raises(ValueError, match="batch_size 33 does not divide among 2"):
-        distill(teacher, tiny_model(), digits_test, DistillSettings(batch_size=33), host=host, progress=False)
+        distill_student(teacher, tiny_model(), digits_test, DistillSettings(batch_size=33), host=host, progress=False)
     with pytest.raises(ValueError, match="batch_size 63 does not divide among 2"):
         train_classifier(tiny_model(), digits_train, digits_test, TrainSettings(batch_size=63), progress=False)
     dsa = params.validate({"profile": "smoke", "data": {"dataset": "digits"},

@@ -22,7 +22,7 @@ import yaml
 
 from cdemi.artifacts import ArtifactWriteError, atomic_torch_save, atomic_write_json, safe_torch_load
 from cdemi.data.subsets import real_subset
-from cdemi.distill import DistillSettings, distill
+from cdemi.distill import DistillSettings, distill_student
 from cdemi.invert import DeepInversion
 
 from ..conftest import tiny_model
@@ -205,7 +205,7 @@ def test_a_nan_kd_loss_names_epoch_step_and_term_and_keeps_the_last_state(digits
     tally.fault("non-finite loss")
     try:
         with pytest.raises(FloatingPointError) as e:
-            distill(digits_teacher, tiny_model(width=0.0625), digits_test, SHORT,
+            distill_student(digits_teacher, tiny_model(width=0.0625), digits_test, SHORT,
                     transfer=real_subset(digits_train, 2, seed=0).images, state_path=state, progress=False)
     finally:
         handle.remove()
@@ -233,7 +233,7 @@ def test_an_infinite_generator_loss_names_epoch_step_and_term_and_keeps_the_last
     tally.fault("non-finite loss")
     host = DeepInversion(digits_teacher, digits_train.spec, batch_size=8, iterations=2, seed=0)
     with pytest.raises(FloatingPointError) as e:
-        distill(digits_teacher, tiny_model(width=0.0625), digits_test, SHORT, host=host, state_path=state,
+        distill_student(digits_teacher, tiny_model(width=0.0625), digits_test, SHORT, host=host, state_path=state,
                 progress=False)
     msg = str(e.value)
     assert msg.startswith("distill: epoch 2, synthesis: deepinversion: non-finite generator loss at synthesis "

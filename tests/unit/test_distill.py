@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cdemi.data.subsets import real_subset
-from cdemi.distill import DistillSettings, SyntheticPool, distill
+from cdemi.distill import DistillSettings, SyntheticPool, distill_student
 from cdemi.invert import DeepInversion
 
 from ..conftest import interrupt_synthesis, tiny_model
@@ -28,7 +28,7 @@ def test_pool_stores_uint8_and_caps_its_size():
 def test_plain_kd_on_a_real_subset_teaches_the_student(digits_teacher, digits_train, digits_test):
     student = tiny_model(width=0.125)
     transfer = real_subset(digits_train, 20, seed=0).images
-    out = distill(digits_teacher, student, digits_test, DistillSettings(epochs=4, kd_steps=10, batch_size=64, lr=0.05,
+    out = distill_student(digits_teacher, student, digits_test, DistillSettings(epochs=4, kd_steps=10, batch_size=64, lr=0.05,
                                                                           temperature=4.0), transfer=transfer,
                   progress=False)
     assert out["final_accuracy"] > 50 and out["images_synthesised"] == 0 and out["synthesis_seconds"] == 0
@@ -37,7 +37,7 @@ def test_plain_kd_on_a_real_subset_teaches_the_student(digits_teacher, digits_tr
 def test_inversion_and_two_term_kd_record_their_costs(digits_teacher, digits_train, digits_test):
     host = DeepInversion(digits_teacher, digits_train.spec, batch_size=16, iterations=3, seed=0)
     transfer = real_subset(digits_train, 1, seed=0).images
-    out = distill(digits_teacher, tiny_model(width=0.125), digits_test, FAST, host=host, transfer=transfer,
+    out = distill_student(digits_teacher, tiny_model(width=0.125), digits_test, FAST, host=host, transfer=transfer,
                   progress=False)
     assert out["images_synthesised"] == 48 and out["pool_bytes"] == 48 * 256 + 48 * 8
     assert [r["epoch"] for r in out["curve"]] == [1, 2, 3] and out["synthesis_seconds"] > 0
@@ -51,7 +51,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, 
         if die_at is not None:
             interrupt_synthesis(host, die_at)
         student = tiny_model(width=0.125)
-        return distill(digits_teacher, student, digits_test, FAST, host=host, state_path=state, progress=False), student
+        return distill_student(digits_teacher, student, digits_test, FAST, host=host, state_path=state, progress=False), student
 
     whole, s_whole = run()
     tally.fault("interruption mid-stage (SIGKILL, KeyboardInterrupt)")
@@ -65,7 +65,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, 
 def test_nothing_to_distil_on_is_refused(digits_teacher, digits_test, tally):
     tally.bad_input("run that contradicts its models, data or variant")
     with pytest.raises(ValueError, match="nothing to distil on"):
-        distill(digits_teacher, tiny_model(), digits_test, FAST)
+        distill_student(digits_teacher, tiny_model(), digits_test, FAST)
 
 
 def test_a_student_or_teacher_of_another_class_count_is_refused(digits_teacher, digits_test, tally):
@@ -75,9 +75,9 @@ def test_a_student_or_teacher_of_another_class_count_is_refused(digits_teacher, 
 
     wrong = models.build("resnet18", num_classes=7, in_channels=1, width=0.0625)
     with pytest.raises(ValueError, match="the student predicts 7 classes but digits has 10: build the student with num_classes=10"):
-        distill(digits_teacher, wrong, digits_test, FAST, transfer=torch.zeros(4, 1, 8, 8))
+        distill_student(digits_teacher, wrong, digits_test, FAST, transfer=torch.zeros(4, 1, 8, 8))
     with pytest.raises(ValueError, match="the teacher predicts 7 classes"):
-        distill(wrong, tiny_model(), digits_test, FAST, transfer=torch.zeros(4, 1, 8, 8))
+        distill_student(wrong, tiny_model(), digits_test, FAST, transfer=torch.zeros(4, 1, 8, 8))
 
 
 def _entry(tmp_path, digits_teacher, **overrides):
@@ -181,7 +181,7 @@ def test_a_guided_entry_refuses_a_condensed_set_of_another_resolution(digits_tea
 def test_a_saved_state_of_another_run_configuration_is_set_aside(digits_teacher, digits_train, digits_test, tmp_path):
     def run(digest):
         host = DeepInversion(digits_teacher, digits_train.spec, batch_size=8, iterations=2, seed=0)
-        return distill(digits_teacher, tiny_model(width=0.125), digits_test, FAST, host=host,
+        return distill_student(digits_teacher, tiny_model(width=0.125), digits_test, FAST, host=host,
                        state_path=tmp_path / "d.state", run_digest=digest, progress=False)
 
     first = run("host-params-a")

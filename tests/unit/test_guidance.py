@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cdemi.data.subsets import real_subset
-from cdemi.distill import DistillSettings, distill
+from cdemi.distill import DistillSettings, distill_student
 from cdemi.guidance import (FeatureAlignment, FeatureDiagnostics, FeatureDiscriminator, FeatureTap,
                             discriminator_loss, generator_adversarial_loss)
 from cdemi.invert import Fast
@@ -143,7 +143,7 @@ def test_guided_distill_records_discriminator_numbers_and_resumes_identically(di
         if die_at is not None:
             interrupt_synthesis(host, die_at)
         student = tiny_model(width=0.125)
-        return distill(digits_teacher, student, digits_test, settings, host=host, transfer=images, guidance=fa,
+        return distill_student(digits_teacher, student, digits_test, settings, host=host, transfer=images, guidance=fa,
                        diagnostics=diag, state_path=state, progress=False)
 
     whole = run()
@@ -161,5 +161,5 @@ def test_guided_distill_records_discriminator_numbers_and_resumes_identically(di
 def test_guidance_without_a_host_is_refused(digits_teacher, digits_train, digits_test):
     fa = FeatureAlignment(digits_teacher, *_condensed(digits_train), digits_train.spec)
     with pytest.raises(ValueError, match="guidance steers an inversion host"):
-        distill(digits_teacher, tiny_model(), digits_test, DistillSettings(epochs=1), transfer=torch.zeros(2, 1, 8, 8),
+        distill_student(digits_teacher, tiny_model(), digits_test, DistillSettings(epochs=1), transfer=torch.zeros(2, 1, 8, 8),
                 guidance=fa)

@@ -7,7 +7,7 @@ import torch
 from cdemi import params
 from cdemi import runtime as rt
 from cdemi.data.subsets import real_subset
-from cdemi.distill import DistillSettings, distill
+from cdemi.distill import DistillSettings, distill_student
 from cdemi.invert import Fast
 
 from ..conftest import tiny_model
@@ -20,7 +20,7 @@ def _run(teacher, train, test, accel, host=True):
     torch.manual_seed(0)
     student = tiny_model(width=0.125)
     fast = Fast(teacher, train.spec, batch_size=16, g_steps=2, nz=16, ngf=8, warmup=0, seed=0) if host else None
-    out = distill(teacher, student, test, SHORT, host=fast, transfer=real_subset(train, 2, seed=0).images,
+    out = distill_student(teacher, student, test, SHORT, host=fast, transfer=real_subset(train, 2, seed=0).images,
                   accel=accel, progress=False)
     return out, student
 
