@@ -42,6 +42,18 @@ from ..train import evaluate
 from .pool import SyntheticPool
 
 
+def process_shares(settings: DistillSettings) -> tuple[int, Optional[int]]:
+    """This process's part of the KD batch and of the pool cap: the whole values in one process,
+    ``// world_size`` under ``torchrun``.  A caller may call it before any work to fail early.
+
+    :raises ValueError: ``batch_size`` (or ``pool_max``) is not a multiple of the number of processes.
+    """
+    kd_batch = distributed.share(settings.batch_size, "batch_size")
+    if settings.pool_max is None or distributed.world_size() == 1:
+        return kd_batch, settings.pool_max
+    return kd_batch, distributed.share(settings.pool_max, "pool_max")
+
+
 SAMPLES_KEPT = 128  # newest pool images returned with the result (figures: sample grids, feature maps)
 
 
@@ -90,10 +102,9 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
     teacher.eval()
     layout = torch.channels_last if channels_last else torch.contiguous_format
     world = distributed.world_size()
-    kd_batch = distributed.share(settings.batch_size, "batch_size")  # this rank's part of a KD batch
+    kd_batch, pool_max = process_shares(settings)
     gen = torch.Generator().manual_seed(distributed.rank_seed(settings.seed))
-    pool = SyntheticPool(spec.shape, settings.pool_max if world == 1 or settings.pool_max is None
-                         else distributed.share(settings.pool_max, "pool_max"))
+    pool = SyntheticPool(spec.shape, pool_max)
     if transfer is not None and settings.mixing == "concat" and host is not None:
         with torch.no_grad():
             labels = teacher(spec.normalise(transfer.to(device))).argmax(1)

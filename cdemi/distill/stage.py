@@ -25,7 +25,7 @@ from ..guidance import PENULTIMATE, FeatureAlignment, FeatureDiagnostics
 from ..invert import HOSTS
 from ..models.checkpoint import load_classifier
 from ..resume import digest
-from .loop import distill_student
+from .loop import distill_student, process_shares
 
 RECORD_FORMAT = "cdemi-run-v1"
 
@@ -90,6 +90,7 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     if run.host and world > 1:  # each rank synthesises its share of the host's batch
         host_params["batch_size"] = distributed.share(host_params["batch_size"],
                                                       f"host_params.batch_size of {run.host}")
+    process_shares(run)  # the loop's shares of the KD batch and pool cap, refused here before any work
     dataset = run.dataset or data.dataset
     test = datasets.load(dataset, "test", data.root)
     spec = test.spec
