@@ -4,7 +4,7 @@
 #   make test    every tier (unit, pipeline, reliability) + nbval over every notebook, then a check that the
 #                README's generated blocks are current; make test-quick: the unit tier alone
 #   make readme  the README's generated blocks (T1, claims, reliability counts) written from their sources
-#   make bench   per-host synthesis / KD cost, its growth, the hot spots on this machine
+#   make bench   KD paths and sharing, per-host synthesis / KD cost, its growth, the hot spots on this machine
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -82,6 +82,7 @@ html: $(STAMP)
 # per-host synthesis and KD cost, its growth with IPC, batch and pool, and the profiler's hot spots
 # on this machine (figures, not tests)
 bench: data
+	$(BIN)/python benchmarks/kd_paths.py
 	$(BIN)/python benchmarks/hosts.py
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/hotspots.py
