@@ -27,7 +27,6 @@ one-thread workers together over one two-thread worker).  Figures, not tests: no
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
