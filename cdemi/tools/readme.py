@@ -2,7 +2,8 @@
 
 A block is the text between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``.  :data:`BLOCKS` maps
 the result blocks to the generated file each shows (T1 and the claims report, committed with the
-pipeline's outputs); the ``reliability`` block shows the counts a whole, passing run of the test
+pipeline's outputs); the ``kd_paths`` block renders the figures ``make bench`` writes
+(:data:`BENCHMARKS`, when the file exists); the ``reliability`` block shows the counts a whole, passing run of the test
 suite writes to a JSON file (``make test``; ``tests/reliability_tally.py``), rendered by
 :func:`reliability_markdown`.
 
@@ -24,6 +25,7 @@ from ..artifacts import atomic_write_bytes
 
 BLOCKS = {"t1": "results/tables/t1_main.md", "claims": "results/claims.md"}  # block -> file, relative to the README
 RELIABILITY = "reliability"
+BENCHMARKS = {"kd_paths": "results/benchmarks/kd_paths.json"}  # block -> figures of `make bench`, relative to the README
 
 
 def _pattern(name: str) -> re.Pattern:
@@ -56,6 +58,23 @@ def reliability_markdown(counts: dict) -> str:
         f"compared byte for byte afterwards, **{counts['lost']} were lost or changed**.", "", *rows])
 
 
+def kd_paths_markdown(figures: dict) -> str:
+    """The ``kd_paths`` block: the KD step's speed per path and under sharing, from the JSON that
+    ``benchmarks/kd_paths.py`` writes (its machine, torch version and ratios)."""
+    today = figures["img_per_s"]["today"]
+    rows = ["| path (one thread) | img/s | vs today |", "|---|---|---|"]
+    paths = sorted(figures["img_per_s"], key=lambda p: (p != "today", p))  # today's path first
+    rows += [f"| {p} | {figures['img_per_s'][p]:.1f} | {figures['img_per_s'][p] / today:.2f} |" for p in paths]
+    rows += ["", "| sharing (path today) | img/s |", "|---|---|"]
+    rows += [f"| {k} | {v:.1f} |" for k, v in figures["sharing_img_per_s"].items()]
+    cpu = figures["machine"]
+    return "\n".join([
+        f"`python benchmarks/kd_paths.py` on {cpu['cpu']} ({cpu['cpu_capability']}), torch {figures['torch_version']}: "
+        f"`kd_speedup` {figures['kd_speedup']:.2f} ({figures['kd_fastest_path']}), "
+        f"`parallel_speedup` {figures['parallel_speedup']:.2f} (two one-thread workers over one two-thread worker).",
+        "", *rows])
+
+
 def generated(root: Path = Path("."), reliability: Path | None = None) -> dict[str, str]:
     """What each block should hold: block name -> text, for every block whose source exists.
 
@@ -64,6 +83,8 @@ def generated(root: Path = Path("."), reliability: Path | None = None) -> dict[s
     :raises FileNotFoundError: a file of :data:`BLOCKS` is missing.
     """
     out = {name: (root / source).read_text() for name, source in BLOCKS.items()}
+    if (root / BENCHMARKS["kd_paths"]).is_file():
+        out["kd_paths"] = kd_paths_markdown(json.loads((root / BENCHMARKS["kd_paths"]).read_text())) + "\n"
     if reliability is not None and reliability.is_file():
         out[RELIABILITY] = reliability_markdown(json.loads(reliability.read_text())) + "\n"
     return out

@@ -56,3 +56,21 @@ def test_the_reliability_block_is_written_and_checked_from_the_counts_file(tmp_p
 
 def test_the_readme_shows_reliability_counts():
     assert readme.block((ROOT / "README.md").read_text(), "reliability").startswith("The last full run of the suite")
+
+
+def test_the_kd_paths_block_renders_the_benchmark_figures(tmp_path):
+    figures = {"machine": {"cpu": "Some CPU", "cpu_capability": "AVX2"}, "torch_version": "2.14.1",
+               "img_per_s": {"bf16-all": 300.0, "today": 200.0}, "kd_speedup": 1.5, "kd_fastest_path": "bf16-all",
+               "sharing_img_per_s": {"alone, 1 thread": 200.0}, "parallel_speedup": 1.25}
+    shown = readme.kd_paths_markdown(figures)
+    assert shown.startswith("`python benchmarks/kd_paths.py` on Some CPU (AVX2), torch 2.14.1: `kd_speedup` 1.50 "
+                            "(bf16-all), `parallel_speedup` 1.25")
+    assert "| today | 200.0 | 1.00 |\n| bf16-all | 300.0 | 1.50 |" in shown  # today's path first
+    assert shown.endswith("| alone, 1 thread | 200.0 |")
+    for source in readme.BLOCKS.values():
+        (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / source).write_text("x\n")
+    assert "kd_paths" not in readme.generated(tmp_path)  # no figures yet: the block is left alone
+    (tmp_path / readme.BENCHMARKS["kd_paths"]).parent.mkdir(parents=True)
+    (tmp_path / readme.BENCHMARKS["kd_paths"]).write_text(json.dumps(figures))
+    assert readme.generated(tmp_path)["kd_paths"] == shown + "\n"
