@@ -4,7 +4,8 @@
 #   make test    every tier (unit, pipeline, reliability) + nbval over every notebook, then a check that the
 #                README's generated blocks are current; make test-quick: the unit tier alone
 #   make readme  the README's generated blocks (T1, claims, reliability counts) written from their sources
-#   make bench   KD paths and sharing, per-host synthesis / KD cost, its growth, the hot spots on this machine
+#   make bench   KD paths and sharing, per-host synthesis / KD cost (today's path and the chosen one), the
+#                public Fast-5 configuration, its growth, the hot spots on this machine
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -84,6 +85,9 @@ html: $(STAMP)
 bench: data
 	$(BIN)/python benchmarks/kd_paths.py
 	$(BIN)/python benchmarks/hosts.py
+	$(BIN)/python benchmarks/hosts.py --runs fast_plain_mnv2_s0 cmi_plain_mnv2_s0 --paths today chosen --threads 1 \
+	  --out results/benchmarks/hosts.json
+	$(BIN)/python benchmarks/fast5.py --seeds 0 1 2
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/hotspots.py
 

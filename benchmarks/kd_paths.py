@@ -7,7 +7,9 @@ Run from the repository root (``make bench``)::
 
 One KD step is what the distillation loop takes: teacher forward (no grad), student forward and
 backward, the float32 KL at tau 20, an SGD step, on a batch of 64 (28x28x1, the default profile's
-ResNet-34 w0.25 -> MobileNetV2 w0.25, untrained weights: speed does not depend on them).
+ResNet-34 w0.25 -> MobileNetV2 w0.25, untrained weights: speed does not depend on them).  The
+paths are timed again with a ResNet-18 w0.25 student (``kd_speedup_resnet18``): its dense
+convolutions gain from bf16 on a CPU with AMX, MobileNetV2's depthwise layers and batch norm do not.
 
 Paths (each in a fresh one-thread process, so no run warms another's caches):
 
@@ -37,8 +39,9 @@ PATHS = ("today", "bf16-teacher", "bf16-all", "nchw")
 BATCH, TEMPERATURE = 64, 20.0
 
 
-def measure(path: str, steps: int) -> float:
-    """Images per second of ``steps`` KD steps along ``path`` in this process (after 3 warm-up steps)."""
+def measure(path: str, steps: int, student_arch: str = "mobilenetv2") -> float:
+    """Images per second of ``steps`` KD steps along ``path`` in this process (after 3 warm-up steps),
+    ResNet-34 w0.25 into ``student_arch`` w0.25."""
     import torch
 
     from cdemi import models
@@ -47,7 +50,7 @@ def measure(path: str, steps: int) -> float:
     torch.manual_seed(0)
     layout = torch.contiguous_format if path == "nchw" else torch.channels_last
     teacher = models.build("resnet34", num_classes=10, in_channels=1, width=0.25).eval().to(memory_format=layout)
-    student = models.build("mobilenetv2", num_classes=10, in_channels=1, width=0.25).to(memory_format=layout)
+    student = models.build(student_arch, num_classes=10, in_channels=1, width=0.25).to(memory_format=layout)
     opt = torch.optim.SGD(student.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     net = torch.compile(student) if path == "compiled" else student
     x = torch.rand(BATCH, 1, 28, 28).contiguous(memory_format=layout)
@@ -71,13 +74,14 @@ def measure(path: str, steps: int) -> float:
     return BATCH * steps / (time.perf_counter() - start)
 
 
-def _spawn(path: str, threads: int, steps: int, wait_policy: str | None = None) -> subprocess.Popen:
+def _spawn(path: str, threads: int, steps: int, wait_policy: str | None = None,
+           student: str = "mobilenetv2") -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     env.pop("OMP_WAIT_POLICY", None)
     if wait_policy:
         env["OMP_WAIT_POLICY"] = wait_policy
     return subprocess.Popen([sys.executable, __file__, "--measure", path, "--threads", str(threads),
-                             "--steps", str(steps)], env=env, stdout=subprocess.PIPE, text=True)
+                             "--steps", str(steps), "--student", student], env=env, stdout=subprocess.PIPE, text=True)
 
 
 def _result(proc: subprocess.Popen) -> float:
@@ -94,12 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/benchmarks/kd_paths.json")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--student", default="mobilenetv2", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.measure:  # a child: one measurement, its figure on the last line
         import torch
 
         torch.set_num_threads(args.threads)
-        print(measure(args.measure, args.steps))
+        print(measure(args.measure, args.steps, args.student))
         return 0
 
     import torch
@@ -112,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"KD step, ResNet-34 w0.25 -> MobileNetV2 w0.25, batch {BATCH}, one thread")
     for p, v in speed.items():
         print(f"  {p:14s} {v:7.1f} img/s  {v / speed['today']:4.2f}x today")
+    resnet = {p: _result(_spawn(p, 1, args.steps, student="resnet18")) for p in PATHS}
+    print(f"KD step, ResNet-34 w0.25 -> ResNet-18 w0.25 (the Fast-5 pair), batch {BATCH}, one thread")
+    for p, v in resnet.items():
+        print(f"  {p:14s} {v:7.1f} img/s  {v / resnet['today']:4.2f}x today")
     sharing = {"alone, 1 thread": _result(_spawn("today", 1, args.steps)),
                "alone, 2 threads": _result(_spawn("today", 2, args.steps))}
     pair = [_spawn("today", 1, args.steps), _spawn("today", 1, args.steps)]
@@ -129,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(), "torch_version": torch.__version__,
         "configuration": {"teacher": "resnet34 w0.25", "student": "mobilenetv2 w0.25", "batch": BATCH,
                           "image": [1, 28, 28], "temperature": TEMPERATURE, "timed_steps": args.steps},
-        "img_per_s": speed, "sharing_img_per_s": sharing,
+        "img_per_s": speed, "sharing_img_per_s": sharing, "resnet18_img_per_s": resnet,
+        "kd_speedup_resnet18": max(resnet.values()) / resnet["today"],
+        "kd_fastest_path_resnet18": max(resnet, key=resnet.get),
         "kd_speedup": max(speed.values()) / speed["today"], "kd_fastest_path": max(speed, key=speed.get),
         "parallel_speedup": 2 * sharing["two 1-thread side by side (each)"] / sharing["alone, 2 threads"],
     }

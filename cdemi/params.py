@@ -50,8 +50,12 @@ class RuntimeParams(_Section):
     """:param threads: CPU threads (results on the CPU depend on it; 0 = torch's default).
     :param device: ``auto`` (CUDA if present), ``cpu`` or ``cuda[:i]``.
     :param channels_last: NHWC memory layout (faster ResNets on CPU and GPU).
-    :param amp: autocast of forward passes: ``auto`` (bf16 on a CUDA device that has it, off on
-        the CPU), ``bf16`` or ``off``; the BN-statistics and KL terms stay float32.
+    :param amp: bf16 autocast of forward passes: ``auto`` (``bf16`` on a CUDA device that has it,
+        off on the CPU), ``bf16`` (KD, evaluation and training; the synthesis stays float32, see
+        :class:`cdemi.runtime.Acceleration`), ``teacher`` (the teacher's KD forward alone) or
+        ``off``; the KL and cross-entropy stay float32.  ``bf16`` and ``teacher`` change the
+        numbers; on a CPU with AMX they make KD 1.12x / 1.18x faster with a MobileNetV2 w0.25
+        student and 2.0x / 1.17x with a ResNet-18 w0.25 one (``benchmarks/kd_paths.py``).
     :param cudnn_benchmark: cuDNN autotuner: ``auto`` (on with CUDA), true or false.
     :param pin_memory: pinned host batches with non-blocking copies: ``auto`` (on with CUDA),
         true (CUDA only) or false.
@@ -62,7 +66,7 @@ class RuntimeParams(_Section):
     threads: int = Field(2, ge=0, le=256)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     channels_last: bool = True
-    amp: Literal["auto", "bf16", "off"] = "auto"
+    amp: Literal["auto", "bf16", "teacher", "off"] = "auto"
     cudnn_benchmark: Union[Literal["auto"], bool] = "auto"
     pin_memory: Union[Literal["auto"], bool] = "auto"
     compile: bool = False
@@ -242,6 +246,11 @@ def _host_param_problem(name: str, value, default) -> str:
         return "must be a number"
     if isinstance(default, str) and not isinstance(value, str):
         return "must be a string"
+    if name == "bn_statistics":
+        from .invert.bn_stats import METHODS
+
+        if value not in METHODS:
+            return f"must be one of {', '.join(METHODS)}"
     if number:
         if not math.isfinite(value) or value < 0:
             return "must be a finite number >= 0"
@@ -398,6 +407,32 @@ class ClaimsParams(_Section):
     single_seed_noise: float = Field(2.0, ge=0, le=100)
 
 
+class StudyRun(DistillRun):
+    """One run of the convergence study (``study`` section): a :class:`DistillRun` whose per-epoch
+    curve is read on a validation split of the training set and whose test set is read once, at
+    its end (:func:`cdemi.distill.distill_student` with ``validation``).  Its record carries the
+    split and a ``convergence`` verdict (:mod:`cdemi.distill.convergence`).
+
+    :param validation_per_class: validation images per class, drawn from the training set
+        (:func:`cdemi.data.subsets.validation_split`; 500 -> 5,000 on Fashion-MNIST).
+    :param validation_seed: the split's seed (the same split in every run that keeps it).
+    :param threads: this run's CPU threads (None: ``runtime.threads``); one-thread runs side by
+        side use two cores best (``benchmarks/kd_paths.py``).
+    ``curve_test_per_class`` must stay null: the curve is the validation split's.
+    """
+
+    validation_per_class: int = Field(500, ge=1, le=100000)
+    validation_seed: int = Field(0, ge=0, le=2**31 - 1)
+    threads: Optional[int] = Field(None, ge=1, le=256)
+
+    @model_validator(mode="after")
+    def _curve_on_validation(self) -> "StudyRun":
+        if self.curve_test_per_class is not None:
+            raise ValueError(f"curve_test_per_class is {self.curve_test_per_class}: a study run measures its curve on "
+                             f"the validation split and reads the test set once, at its end; set it to null")
+        return self
+
+
 class Profile(_Section):
     """A whole profile file.
 
@@ -406,7 +441,8 @@ class Profile(_Section):
     ``teacher`` on the whole training set; ``condense``: set name -> a condensation run
     (:class:`DMRun`, :class:`DSARun`, :class:`MTTRun`, :class:`RealRun` by ``method``);
     ``evaluate_condensed``: how condensed sets are evaluated; ``distill``: run name ->
-    :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set);
+    :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set); ``study``: run
+    name -> :class:`StudyRun` (the convergence study, on a validation split);
     ``claims``: :class:`ClaimsParams`; ``templates``: YAML anchors the entries share
     (merged into them by the YAML loader, ``<<: *name``; not read by any stage).
     """
@@ -420,6 +456,7 @@ class Profile(_Section):
     condense: dict[str, CondenseRun] = {}
     evaluate_condensed: EvaluateCondensed = EvaluateCondensed()
     distill: dict[str, DistillRun] = {}
+    study: dict[str, StudyRun] = {}
     claims: ClaimsParams = ClaimsParams()
 
     @model_validator(mode="after")
@@ -439,9 +476,10 @@ class Profile(_Section):
         ``headline_ipc: 7`` is refused here, not after the stages before it have run."""
         produced = {MODELS_DIR: {**self.train, **self.kd_full}, CONDENSED_DIR: self.condense}
         uses = [(f"kd_full.{n}.teacher", r.teacher) for n, r in self.kd_full.items()]
-        for n, r in self.distill.items():
-            uses += [(f"distill.{n}.teacher", r.teacher), (f"distill.{n}.transfer", r.transfer),
-                     (f"distill.{n}.diagnostics_reference", r.diagnostics_reference)]
+        for section in ("distill", "study"):
+            for n, r in getattr(self, section).items():
+                uses += [(f"{section}.{n}.teacher", r.teacher), (f"{section}.{n}.transfer", r.transfer),
+                         (f"{section}.{n}.diagnostics_reference", r.diagnostics_reference)]
         for key, path in uses:
             if path is None:
                 continue

@@ -44,10 +44,14 @@ class Acceleration:
     """The speed switches of one process, resolved for its device (:func:`accelerate`).
 
     :param device: where models and batches live.
-    :param amp_dtype: autocast dtype of forward passes (``torch.bfloat16``), or None for float32
-        throughout.  Under autocast the loss terms that need range or precision stay in
-        float32: the BN-statistics prior (:mod:`cdemi.invert.bn_stats` casts its inputs),
-        the KL of :func:`cdemi.losses.kd_kl` and cross-entropy (autocast's float32 list).
+    :param amp_dtype: autocast dtype of the KD, evaluation and training forward passes
+        (``torch.bfloat16``), or None for float32 throughout.  Under autocast the KL of
+        :func:`cdemi.losses.kd_kl` and cross-entropy stay float32 (autocast's float32 list).
+        The synthesis is never autocast: under bf16 the hosts' BN-statistics prior starts about
+        twice as high on the default profile's teacher (Fast: L_BN 63 against 35 after one
+        synthesis, 42 against 24 after eight) and a Fast-5 student fell to 27% against 74%.
+    :param teacher_amp_dtype: autocast dtype of the teacher's forward in KD alone (the
+        student, the synthesis and the evaluation stay float32), or None.  Changes the numbers.
     :param channels_last: NHWC layout for models and their inputs.
     :param pin_memory: host batches are pinned and copied with ``non_blocking`` (CUDA only).
     :param compile: the student's forward goes through ``torch.compile``.
@@ -63,6 +67,7 @@ class Acceleration:
     compile: bool = False
     cudnn_benchmark: bool = False
     placed: bool = False
+    teacher_amp_dtype: Optional[torch.dtype] = None
 
     def place(self, *models: torch.nn.Module) -> "Acceleration":
         """Decide a run's memory layout once, by :func:`use_channels_last` over all of ``models``,
@@ -80,6 +85,19 @@ class Acceleration:
         if self.amp_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def teacher_autocast(self):
+        """Context for the teacher's KD forward: autocast to :attr:`teacher_amp_dtype` when set,
+        else :meth:`autocast`."""
+        if self.teacher_amp_dtype is None:
+            return self.autocast()
+        return torch.autocast(self.device.type, dtype=self.teacher_amp_dtype)
+
+    def switches(self) -> dict:
+        """The switches that change numbers and are not the float32 default, for run records:
+        ``{"autocast": "torch.bfloat16"}`` and/or ``{"teacher_autocast": ...}``; empty on the default path."""
+        named = {"autocast": self.amp_dtype, "teacher_autocast": self.teacher_amp_dtype}
+        return {k: str(v) for k, v in named.items() if v is not None}
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` on :attr:`device`; a CPU tensor is pinned first and copied without blocking when
@@ -108,13 +126,15 @@ def accelerate(runtime, device: torch.device) -> Acceleration:
         amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else None
     else:
         amp_dtype = torch.bfloat16 if runtime.amp == "bf16" else None
+    teacher_amp_dtype = torch.bfloat16 if runtime.amp == "teacher" else None
     pin = cuda if runtime.pin_memory == "auto" else runtime.pin_memory
     if pin and not cuda:
         raise ValueError(f"runtime.pin_memory is true but the device is {device}: pinned memory speeds up copies "
                          f"to a CUDA device only; set it to 'auto' or false")
     bench = cuda if runtime.cudnn_benchmark == "auto" else runtime.cudnn_benchmark
     torch.backends.cudnn.benchmark = bench
-    return Acceleration(device, amp_dtype, runtime.channels_last, pin, runtime.compile, bench)
+    return Acceleration(device, amp_dtype, runtime.channels_last, pin, runtime.compile, bench,
+                        teacher_amp_dtype=teacher_amp_dtype)
 
 
 def peak_memory_mb() -> float:

@@ -33,3 +33,22 @@ def real_subset(data: ImageSet, k: int, seed: int, method: str = "random_real") 
     idx = per_class_indices(data, k, seed)
     return CondensedSet(data.images[idx].float() / 255, data.labels[idx], data.spec.name, method, k,
                         {"seed": seed, "source_indices": idx.tolist()})
+
+
+def validation_split(train: ImageSet, per_class: int, seed: int = 0) -> tuple[ImageSet, dict]:
+    """A fixed, class-balanced validation split of the training set: ``per_class`` images of every
+    class drawn with ``seed`` (:func:`per_class_indices`), the only data choices may be made on.
+
+    In data-free KD the student never trains on real images, so the split is carved from the
+    training set without being removed from it; the teacher is unchanged.
+
+    :returns: the images (an :class:`ImageSet`) and their record: ``per_class``, ``seed``, ``images``
+        and ``indices_sha256`` (SHA-256 of the int64 indices' bytes), the same in every run that
+        draws the same split.
+    """
+    import hashlib
+
+    idx = per_class_indices(train, per_class, seed)
+    record = {"per_class": per_class, "seed": seed, "images": len(idx),
+              "indices_sha256": hashlib.sha256(idx.to(torch.int64).numpy().tobytes()).hexdigest()}
+    return train.subset(idx), record

@@ -61,7 +61,8 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
             host: Optional[InversionHost] = None, transfer: Optional[torch.Tensor] = None,
             guidance: Optional[FeatureAlignment] = None, diagnostics: Optional[FeatureDiagnostics] = None,
             state_path: str | Path | None = None, run_digest: str = "", channels_last: bool = False,
-            accel: Optional[Acceleration] = None, progress: bool = True) -> dict:
+            accel: Optional[Acceleration] = None, validation: Optional[ImageSet] = None,
+            progress: bool = True) -> dict:
     """Distil ``student`` from ``teacher``; :returns: the run's numbers (curve, costs, accuracies)
     and ``samples``: the newest :data:`SAMPLES_KEPT` pool images (uint8 (N, C, H, W)) and targets.
 
@@ -81,15 +82,25 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
     :param channels_last: NHWC layout for teacher, student and their inputs (about 1.7x
         faster KD on the CPU here); the numbers differ from NCHW by rounding only.
     :param accel: the speed switches (:func:`cdemi.runtime.accelerate`): bf16 autocast of the
-        synthesis and of the KD and evaluation forward passes, pinned non-blocking copies of KD
+        KD and evaluation forward passes (or of the teacher's KD forward alone; the synthesis stays
+        float32), pinned non-blocking copies of KD
         batches, a compiled student; its ``channels_last`` replaces the argument of that name.
         None: float32, plain copies, no compilation (the CPU defaults).  The layout is decided here
         (:meth:`cdemi.runtime.Acceleration.place`) unless the switches were placed already.
+    :param validation: a validation split of the training set (:func:`cdemi.data.subsets.validation_split`).
+        Given, every epoch's row gets ``validation_accuracy`` on all of it, and ``test`` is read once,
+        after the last epoch (the last row alone has ``test_accuracy``); the result adds
+        ``validation_accuracy`` (the last epoch's).  It excludes ``curve_test_per_class``.
+        None: the per-epoch curve is measured on test images (the committed grid's records).
     """
     if guidance is not None and host is None:
         raise ValueError("guidance steers an inversion host: give a host too")
     if host is None and transfer is None:
         raise ValueError("nothing to distil on: give an inversion host, a transfer set, or both")
+    if validation is not None and settings.curve_test_per_class is not None:
+        raise ValueError(f"curve_test_per_class is {settings.curve_test_per_class} but a validation split was given: "
+                         f"with one, the curve is measured on it and the test set is read once, at the end; "
+                         f"set curve_test_per_class to null")
     spec = test.spec
     for role, model in (("teacher", teacher), ("student", student)):
         classes = getattr(getattr(model, "head", None), "out_features", spec.num_classes)
@@ -118,6 +129,8 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
         resume_key += f":{world}-processes"
     if accel.amp_dtype is not None:  # autocast changes the numbers: a float32 state does not resume it
         resume_key += f":autocast-{accel.amp_dtype}"
+    if accel.teacher_amp_dtype is not None:
+        resume_key += f":teacher-autocast-{accel.teacher_amp_dtype}"
     resume = ResumeState(state_path, resume_key, "distillation state", per_rank=True)  # each rank its own
     start, state = resume.load()
     curve: list[dict] = []
@@ -146,9 +159,9 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
 
     def kl_on(images: torch.Tensor) -> torch.Tensor:
         x = spec.normalise(random_crop_flip(accel.to_device(images), padding, gen)).contiguous(memory_format=layout)
+        with torch.no_grad(), accel.teacher_autocast():
+            t = teacher(x)
         with accel.autocast():
-            with torch.no_grad():
-                t = teacher(x)
             s = model(x)
         return kd_kl(s, t, settings.temperature)  # in float32 whatever the autocast
 
@@ -157,11 +170,10 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
         row = {"epoch": epoch + 1, "synthesis_seconds": 0.0, "kd_seconds": 0.0, "synthesised": 0}
         if host is not None:
             t0 = time.perf_counter()
-            with accel.autocast():
-                try:
-                    batch = host.synthesize(student, guidance)
-                except FloatingPointError as e:  # the host names the step and the terms
-                    raise FloatingPointError(f"distill: epoch {epoch + 1}, synthesis: {e}") from e
+            try:  # float32 whatever the autocast: bf16 synthesis misses the BN statistics (see accel)
+                batch = host.synthesize(student, guidance)
+            except FloatingPointError as e:  # the host names the step and the terms
+                raise FloatingPointError(f"distill: epoch {epoch + 1}, synthesis: {e}") from e
             pool.add(batch.images, batch.targets)
             row.update(synthesis_seconds=time.perf_counter() - t0, synthesised=len(batch.targets) * world,
                        synthesis_losses=batch.losses)
@@ -195,20 +207,27 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
                 sched.step()
         row["kd_seconds"] = time.perf_counter() - t0
         final = epoch == settings.epochs - 1
-        row["test_images"] = len(test if final else curve_test)
-        row["test_accuracy"] = distributed.from_main(  # rank 0 evaluates; every rank gets its number
-            evaluate(student, test if final else curve_test, device, batch_size=256, channels_last=channels_last,
-                     amp_dtype=accel.amp_dtype)
-            if distributed.is_main() else 0.0)
+
+        def accuracy(data: ImageSet) -> float:  # rank 0 evaluates; every rank gets its number
+            return distributed.from_main(
+                evaluate(student, data, device, batch_size=256, channels_last=channels_last, amp_dtype=accel.amp_dtype)
+                if distributed.is_main() else 0.0)
+
+        if validation is not None:
+            row["validation_accuracy"] = accuracy(validation)
+        if validation is None or final:
+            row["test_images"] = len(test if final else curve_test)
+            row["test_accuracy"] = accuracy(test if final else curve_test)
         curve.append(row)
         resume.save(epoch + 1, {
             "student": student.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "pool": pool.state_dict(), "generator": gen.get_state(),
             "host": host.state_dict() if host is not None else None,
             "guidance": guidance.state_dict() if guidance is not None else None, "curve": json.dumps(curve)})
-    accs = [r["test_accuracy"] for r in curve]
+    accs = [r["test_accuracy"] for r in curve if "test_accuracy" in r]
+    held_out = {} if validation is None else {"validation_accuracy": curve[-1]["validation_accuracy"]}
     return {"settings": settings.loop_settings(), "settings_digest": settings.digest(), "curve": curve,
-            "final_accuracy": accs[-1], "best_accuracy": max(accs),
+            "final_accuracy": accs[-1], "best_accuracy": max(accs), **held_out,
             "synthesis_seconds": sum(r["synthesis_seconds"] for r in curve),
             "kd_seconds": sum(r["kd_seconds"] for r in curve),
             "images_synthesised": sum(r["synthesised"] for r in curve), "pool_bytes": pool.nbytes(),

@@ -5,7 +5,11 @@ the teacher's and transfer set's checksums, the seed, the per-epoch curve, the c
 (synthesis and KD seconds, images synthesised, pool bytes, peak memory) and the final
 and best test accuracy.  Reports are built from these records only.
 
-``python -m cdemi.distill PARAMS RUN RECORD`` runs one entry; under ``torchrun`` every rank runs it
+A ``study`` entry (:class:`cdemi.params.StudyRun`) runs the same way with its curve on a validation
+split of the training set and the test set read once, at its end; its record adds ``validation``
+(the split) and ``convergence`` (:func:`cdemi.distill.convergence.verdict` on that curve).
+
+``python -m cdemi.distill PARAMS RUN RECORD [--section study]`` runs one entry; under ``torchrun`` every rank runs it
 (see :mod:`cdemi.distill.loop`) and rank 0 alone writes the record and the samples.
 """
 from __future__ import annotations
@@ -20,11 +24,13 @@ from .. import distributed, models
 from .. import runtime as rt
 from ..artifacts import atomic_torch_save, atomic_write_json
 from ..data.condensed import load_condensed
-from ..data.subsets import real_subset
+from ..data.subsets import real_subset, validation_split
 from ..guidance import PENULTIMATE, FeatureAlignment, FeatureDiagnostics
 from ..invert import HOSTS
 from ..models.checkpoint import load_classifier
+from ..params import StudyRun
 from ..resume import digest
+from . import convergence
 from .loop import distill_student, process_shares
 
 RECORD_FORMAT = "cdemi-run-v1"
@@ -78,11 +84,14 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     host with its share of the host's ``batch_size``; rank 0 alone measures the diagnostics and
     writes the samples and the record (which then also names the number of processes).
 
-    :param run: :class:`cdemi.params.DistillRun`; :param data, runtime: the profile's sections.
+    :param run: :class:`cdemi.params.DistillRun` (or :class:`cdemi.params.StudyRun`: its curve on a
+        validation split, its own ``threads``); :param data, runtime: the profile's sections.
     :returns: the record written.
     :raises ValueError: under ``torchrun``, a host or KD ``batch_size`` (or ``pool_max``) that is not
         a multiple of the number of processes.
     """
+    study = isinstance(run, StudyRun)
+    threads = run.threads if study and run.threads is not None else runtime.threads
     device = distributed.setup(runtime.device)  # rt.select_device without torchrun
     accel = rt.accelerate(runtime, device)  # refuses switches the device cannot honour, before any work
     world = distributed.world_size()
@@ -104,11 +113,15 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
     if run.diagnostics_reference:
         reference = load_condensed(run.diagnostics_reference, dataset=dataset, shape=spec.shape)
         reference_record = _set_record(reference)
+    validation, validation_record = None, None
+    if study:  # the curve's data: a fixed split of the training set, the same in every study run
+        validation, validation_record = validation_split(datasets.load(dataset, "train", data.root),
+                                                         run.validation_per_class, run.validation_seed)
     real = None
     if run.real_reference_per_class:
         real = real_subset(datasets.load(dataset, "train", data.root), run.real_reference_per_class, seed=0)
     seed = distributed.rank_seed(run.seed)  # run.seed itself in one process
-    rt.configure(runtime.threads, seed)
+    rt.configure(threads, seed)
     student = models.build(run.student.arch, num_classes=spec.num_classes, in_channels=spec.channels,
                            width=run.student.width).to(device)
     teacher = teacher.to(device)
@@ -126,7 +139,7 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
                      transfer=cs.images if cs is not None else None, guidance=guidance, diagnostics=diagnostics,
                      state_path=state_path or record_path.with_suffix(".state"),
                      run_digest=f"{config_hash(run)}:{teacher_record['sha256']}:{(transfer_record or {}).get('sha256')}",
-                     accel=accel, progress=progress and distributed.is_main())
+                     accel=accel, validation=validation, progress=progress and distributed.is_main())
     if not distributed.is_main():
         distributed.barrier()  # rank 0 writes the samples and the record
         return json.loads(record_path.read_text())
@@ -140,10 +153,13 @@ def distill_entry(name: str, run, data, runtime, record_path: str | Path, state_
         "teacher_sha256": teacher_record["sha256"], "teacher_accuracy": teacher_record.get("test_accuracy"),
         "transfer": transfer_record, "diagnostics_reference": reference_record,
         "reference_distances": diagnostics.reference if diagnostics is not None else {},
-        "diagnostics_mean": epoch_means(result["curve"]), "threads": runtime.threads, "device": str(device),
-        "machine": rt.machine(), **({"autocast": str(accel.amp_dtype)} if accel.amp_dtype is not None else {}),
+        "diagnostics_mean": epoch_means(result["curve"]), "threads": threads, "device": str(device),
+        "machine": rt.machine(), **accel.switches(),
         "torch_version": torch.__version__, **result,
     }
+    if study:
+        record["validation"] = validation_record
+        record["convergence"] = convergence.verdict([r["validation_accuracy"] for r in result["curve"]])
     if world > 1:
         record["processes"] = world
     atomic_write_json(record_path, record)

@@ -43,6 +43,9 @@ class SynthesisBatch:
     losses: dict[str, float] = field(default_factory=dict)
     steps: int = 0
 
+    def __post_init__(self):
+        self.images = self.images.float()  # float32 even when a caller synthesised under autocast
+
 
 class InversionHost(ABC):
     """Synthesises images from a frozen teacher.
@@ -53,6 +56,7 @@ class InversionHost(ABC):
 
     name: str = "host"
     weights: dict[str, float]  # loss weight of each term a subclass computes
+    teacher_passes: int = 1  # teacher forward + backward passes one synthesis step requires (benchmarks)
 
     def __init__(self, teacher: torch.nn.Module, spec, seed: int = 0):
         self.teacher = teacher.eval()

@@ -96,24 +96,27 @@ class CMI(InversionHost):
     :param nz, ngf: generator latent size and width.
     :param head_dim, head_hidden: projection size and hidden width (None: the feature width d).
     :param bank_size: most rows the memory bank keeps (0: no bank, the batch's own negatives only).
+    :param bn_statistics: how L_BN's variance is computed (:data:`cdemi.invert.bn_stats.METHODS`;
+        ``two_pass`` is faster and changes the numbers by rounding).
     :param batch_size: images per synthesis; :param seed: seeds the host's RNG, the only source
         of randomness (generator and head initialisation, latents, targets, views).
 
     The defaults are the published CIFAR values (see the module docstring), except ``bank_size``."""
 
     name = "cmi"
+    teacher_passes = 2  # the local (resized crop) and the global view
 
     def __init__(self, teacher, spec, *, batch_size: int = 256, g_steps: int = 200, lr_g: float = 1e-3,
                  lr_z: float = 1e-3, bn: float = 1.0, oh: float = 1.0, adv: float = 0.5, cr: float = 0.8,
                  cr_temperature: float = 0.1, bn_momentum: Optional[float] = None, warmup: int = 0, nz: int = 256,
                  ngf: int = 64, head_dim: int = 256, head_hidden: Optional[int] = None, bank_size: int = 4096,
-                 seed: int = 0):
+                 bn_statistics: str = "welford", seed: int = 0):
         super().__init__(teacher, spec, seed)
         self.batch_size, self.g_steps, self.lr_g, self.lr_z = batch_size, g_steps, lr_g, lr_z
         self.weights = {"bn": bn, "oh": oh, "adv": adv, "cr": cr}
         self.cr_temperature, self.warmup, self.nz, self.ngf = cr_temperature, warmup, nz, ngf
         self.bank_size = bank_size
-        self.bn_stats = BNStatistics(self.teacher, momentum=bn_momentum)
+        self.bn_stats = BNStatistics(self.teacher, momentum=bn_momentum, method=bn_statistics)
         self.features = InstanceMeans(self.bn_stats.layers)
         d = sum(m.num_features for m in self.bn_stats.layers)
         with self._seeded():
@@ -161,7 +164,8 @@ class CMI(InversionHost):
                 images = net(z)
                 view = self.spec.normalise(random_crop_flip(images, padding, self.generator))
                 local = self.spec.normalise(random_resized_crop(images, self.generator))
-                self.teacher(local)  # the local view first, so the BN statistics left behind are the global view's
+                with self.bn_stats.paused():  # L_BN is the global view's: the local pass computes no statistics
+                    self.teacher(local)
                 local_feature = self.features.feature()
                 logits = self.teacher(view)
                 global_feature = self.features.feature()

@@ -23,18 +23,20 @@ from .losses import adversarial_disagreement, image_l2, total_variation
 class DeepInversion(InversionHost):
     """:param batch_size: images per synthesis; :param iterations: Adam steps per batch.
     :param lr: Adam learning rate; :param bn, ce, tv, l2, adv: loss weights;
-    :param jitter: largest random shift in pixels; :param flip: random horizontal flips."""
+    :param jitter: largest random shift in pixels; :param flip: random horizontal flips.
+    :param bn_statistics: how L_BN's variance is computed (:data:`cdemi.invert.bn_stats.METHODS`;
+        ``two_pass`` is faster and changes the numbers by rounding)."""
 
     name = "deepinversion"
 
     def __init__(self, teacher, spec, *, batch_size: int = 256, iterations: int = 2000, lr: float = 0.05,
                  bn: float = 10.0, ce: float = 1.0, tv: float = 2.5e-5, l2: float = 0.0, adv: float = 0.0,
-                 jitter: int = 2, flip: bool = True, seed: int = 0):
+                 jitter: int = 2, flip: bool = True, bn_statistics: str = "welford", seed: int = 0):
         super().__init__(teacher, spec, seed)
         self.batch_size, self.iterations, self.lr = batch_size, iterations, lr
         self.weights = {"bn": bn, "ce": ce, "tv": tv, "l2": l2, "adv": adv}
         self.jitter, self.flip = jitter, flip
-        self.bn_stats = BNStatistics(self.teacher)
+        self.bn_stats = BNStatistics(self.teacher, method=bn_statistics)
 
     def _view(self, x: torch.Tensor) -> torch.Tensor:
         if self.jitter:

@@ -31,13 +31,16 @@ class Fast(InversionHost):
     """:param g_steps: generator steps per synthesis; :param lr_g, lr_z: their Adam rates.
     :param bn, oh, adv: loss weights; :param bn_momentum: BN-statistics smoothing.
     :param warmup: syntheses before the adversarial term is switched on.
-    :param nz, ngf: generator latent size and width."""
+    :param nz, ngf: generator latent size and width.
+    :param bn_statistics: how L_BN's variance is computed (:data:`cdemi.invert.bn_stats.METHODS`;
+        ``two_pass`` is faster and changes the numbers by rounding)."""
 
     name = "fast"
 
     def __init__(self, teacher, spec, *, batch_size: int = 256, g_steps: int = 5, lr_g: float = 3e-3,
                  lr_z: float = 0.01, bn: float = 10.0, oh: float = 0.5, adv: float = 1.33, bn_momentum: float = 0.9,
-                 warmup: int = 20, nz: int = 256, ngf: int = 64, seed: int = 0):
+                 warmup: int = 20, nz: int = 256, ngf: int = 64, bn_statistics: str = "welford",
+                 seed: int = 0):
         super().__init__(teacher, spec, seed)
         self.batch_size, self.g_steps, self.lr_g, self.lr_z = batch_size, g_steps, lr_g, lr_z
         self.weights = {"bn": bn, "oh": oh, "adv": adv}
@@ -46,7 +49,7 @@ class Fast(InversionHost):
         torch.manual_seed(seed)
         self.meta_generator = Generator(nz, ngf, spec.image_size, spec.channels).to(device)
         self.meta_optimizer = torch.optim.Adam(self.meta_generator.parameters(), lr_g * g_steps, betas=(0.5, 0.999))
-        self.bn_stats = BNStatistics(self.teacher, momentum=bn_momentum)
+        self.bn_stats = BNStatistics(self.teacher, momentum=bn_momentum, method=bn_statistics)
         self.syntheses = 0
 
     def synthesize(self, student: Optional[torch.nn.Module] = None, extra: Optional[ExtraTerm] = None) -> SynthesisBatch:

@@ -2,8 +2,8 @@
 
 A block is the text between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``.  :data:`BLOCKS` maps
 the result blocks to the generated file each shows (T1 and the claims report, committed with the
-pipeline's outputs); the ``kd_paths`` block renders the figures ``make bench`` writes
-(:data:`BENCHMARKS`, when the file exists); the ``reliability`` block shows the counts a whole, passing run of the test
+pipeline's outputs); the ``kd_paths``, ``hosts`` and ``fast5`` blocks render the figures ``make bench``
+writes (:data:`BENCHMARKS`, each when its file exists); the ``reliability`` block shows the counts a whole, passing run of the test
 suite writes to a JSON file (``make test``; ``tests/reliability_tally.py``), rendered by
 :func:`reliability_markdown`.
 
@@ -25,7 +25,9 @@ from ..artifacts import atomic_write_bytes
 
 BLOCKS = {"t1": "results/tables/t1_main.md", "claims": "results/claims.md"}  # block -> file, relative to the README
 RELIABILITY = "reliability"
-BENCHMARKS = {"kd_paths": "results/benchmarks/kd_paths.json"}  # block -> figures of `make bench`, relative to the README
+# block -> figures of `make bench`, relative to the README
+BENCHMARKS = {"kd_paths": "results/benchmarks/kd_paths.json", "hosts": "results/benchmarks/hosts.json",
+              "fast5": "results/benchmarks/fast5.json"}
 
 
 def _pattern(name: str) -> re.Pattern:
@@ -65,14 +67,57 @@ def kd_paths_markdown(figures: dict) -> str:
     rows = ["| path (one thread) | img/s | vs today |", "|---|---|---|"]
     paths = sorted(figures["img_per_s"], key=lambda p: (p != "today", p))  # today's path first
     rows += [f"| {p} | {figures['img_per_s'][p]:.1f} | {figures['img_per_s'][p] / today:.2f} |" for p in paths]
+    if "resnet18_img_per_s" in figures:  # the same paths with a ResNet-18 w0.25 student
+        resnet = figures["resnet18_img_per_s"]
+        rows += ["", "| path, ResNet-18 w0.25 student (one thread) | img/s | vs today |", "|---|---|---|"]
+        rows += [f"| {p} | {resnet[p]:.1f} | {resnet[p] / resnet['today']:.2f} |"
+                 for p in sorted(resnet, key=lambda p: (p != "today", p))]
     rows += ["", "| sharing (path today) | img/s |", "|---|---|"]
     rows += [f"| {k} | {v:.1f} |" for k, v in figures["sharing_img_per_s"].items()]
     cpu = figures["machine"]
     return "\n".join([
         f"`python benchmarks/kd_paths.py` on {cpu['cpu']} ({cpu['cpu_capability']}), torch {figures['torch_version']}: "
-        f"`kd_speedup` {figures['kd_speedup']:.2f} ({figures['kd_fastest_path']}), "
+        f"`kd_speedup` {figures['kd_speedup']:.2f} ({figures['kd_fastest_path']})"
+        + (f", with a ResNet-18 student {figures['kd_speedup_resnet18']:.2f} ({figures['kd_fastest_path_resnet18']})"
+           if "kd_speedup_resnet18" in figures else "") + ", "
         f"`parallel_speedup` {figures['parallel_speedup']:.2f} (two one-thread workers over one two-thread worker).",
         "", *rows])
+
+
+def hosts_markdown(figures: dict) -> str:
+    """The ``hosts`` block: synthesis speed per run and path, the step's cost over its passes, and
+    ``synthesis_speedup``, from the JSON of ``benchmarks/hosts.py --out``."""
+    rows = ["| run | path | synthesis img/s | step / teacher pass | step / required passes | KD img/s |",
+            "|---|---|---|---|---|---|"]
+    rows += [f"| {r['run']} | {r['path']} | {r['synthesis_img_per_s']:.2f} | {r['step_over_teacher_pass']:.2f} | "
+             f"{r['step_over_passes']:.2f} | {r['kd_img_per_s']:.1f} |" for r in figures["rows"]]
+    cpu = figures["machine"]
+    speedup = ", ".join(f"{run} {v:.2f}" for run, v in figures["synthesis_speedup"].items())
+    return "\n".join([
+        f"`python benchmarks/hosts.py` on {cpu['cpu']} ({cpu['cpu_capability']}), torch {figures['torch_version']}, "
+        f"{figures['threads_per_process']} thread(s): `synthesis_speedup` (chosen over today) {speedup or 'not measured'}.",
+        "", *rows])
+
+
+def fast5_markdown(figures: dict) -> str:
+    """The ``fast5`` block: per-epoch seconds (after the warm-up), their speed-up over today's path and
+    the final accuracy of the public Fast-5 configuration along each path, from the JSON of
+    ``benchmarks/fast5.py``."""
+    speedup = figures.get("epoch_speedup", {})
+    rows = ["| path | synthesis s | KD s | evaluation s | epoch s | vs today | final accuracy (mean ± std) | seeds |",
+            "|---|---|---|---|---|---|---|---|"]
+    rows += [f"| {p} | {v['synthesis_seconds']:.1f} | {v['kd_seconds']:.1f} | {v['evaluation_seconds']:.1f} | "
+             f"{v['epoch_seconds']:.1f} | {1.0 if p == 'today' else speedup.get(p, float('nan')):.2f} | "
+             f"{v['final_accuracy']:.2f} ± {v['final_accuracy_std']:.2f} | {v['seeds']} |"
+             for p, v in sorted(figures["per_epoch_after_warmup"].items(), key=lambda kv: kv[0] != "today")]
+    cpu = figures["machine"]
+    together = "side by side, " if figures["side_by_side"] else ""
+    return "\n".join([
+        f"`python benchmarks/fast5.py` on {cpu['cpu']} ({cpu['cpu_capability']}), torch {figures['torch_version']}, "
+        f"{together}one thread each:", "", *rows])
+
+
+RENDERERS = {"kd_paths": kd_paths_markdown, "hosts": hosts_markdown, "fast5": fast5_markdown}
 
 
 def generated(root: Path = Path("."), reliability: Path | None = None) -> dict[str, str]:
@@ -83,8 +128,9 @@ def generated(root: Path = Path("."), reliability: Path | None = None) -> dict[s
     :raises FileNotFoundError: a file of :data:`BLOCKS` is missing.
     """
     out = {name: (root / source).read_text() for name, source in BLOCKS.items()}
-    if (root / BENCHMARKS["kd_paths"]).is_file():
-        out["kd_paths"] = kd_paths_markdown(json.loads((root / BENCHMARKS["kd_paths"]).read_text())) + "\n"
+    for name, source in BENCHMARKS.items():
+        if (root / source).is_file():
+            out[name] = RENDERERS[name](json.loads((root / source).read_text())) + "\n"
     if reliability is not None and reliability.is_file():
         out[RELIABILITY] = reliability_markdown(json.loads(reliability.read_text())) + "\n"
     return out

@@ -62,7 +62,7 @@ def train_classifier(model: nn.Module, train: ImageSet, test: ImageSet, settings
     :param state_path: where the per-epoch resume state lives (:class:`cdemi.resume.ResumeState`); a
         state written with other settings is set aside (renamed ``*.stale``), never silently reused.
     :param accel: the speed switches (:func:`cdemi.runtime.accelerate`): bf16 autocast of the forward
-        passes (the loss in float32), a compiled model; its ``channels_last`` replaces the argument of
+        passes, or of the teacher's alone (the loss in float32), a compiled model; its ``channels_last`` replaces the argument of
         that name; the layout is decided here (:meth:`cdemi.runtime.Acceleration.place`) unless the
         switches were placed already.  None: float32 and no compilation.
     :returns: final and best test accuracy (%), per-epoch curve, seconds spent.
@@ -119,9 +119,9 @@ def train_classifier(model: nn.Module, train: ImageSet, test: ImageSet, settings
                 x = x.contiguous(memory_format=torch.channels_last)
             with accel.autocast():
                 logits = net(x)
-                if teacher is not None:
-                    with torch.no_grad():
-                        target = teacher(x)
+            if teacher is not None:
+                with torch.no_grad(), accel.teacher_autocast():
+                    target = teacher(x)
             if teacher is None:  # both losses in float32
                 loss = F.cross_entropy(logits.float(), labels[idx.to(device)])
             else:

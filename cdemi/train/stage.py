@@ -44,9 +44,10 @@ def train_run(run, data, runtime, out: str | Path, state: str | Path | None = No
         arch_kwargs["image_size"] = spec.image_size
     model = models.build(run.arch, **arch_kwargs)
     out = Path(out)
+    accel = rt.accelerate(runtime, device)
     result = train_classifier(model, train_set, test_set, run, teacher=teacher,
                               state_path=state or out.with_suffix(".state"), device=device,
-                              accel=rt.accelerate(runtime, device), progress=progress and distributed.is_main())
+                              accel=accel, progress=progress and distributed.is_main())
     if not distributed.is_main():
         distributed.barrier()  # rank 0 writes the checkpoint and its record
         return json.loads(record_path(out).read_text())
@@ -55,6 +56,7 @@ def train_run(run, data, runtime, out: str | Path, state: str | Path | None = No
         params=run.model_dump(), test_accuracy=result.test_accuracy, best_accuracy=result.best_accuracy,
         curve=result.curve, train_seconds=result.seconds, threads=runtime.threads, device=str(device),
         torch_version=torch.__version__, teacher_sha256=teacher_record["sha256"] if teacher_record else None,
+        **accel.switches(),
     )
     distributed.barrier()
     return record

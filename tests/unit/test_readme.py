@@ -74,3 +74,37 @@ def test_the_kd_paths_block_renders_the_benchmark_figures(tmp_path):
     (tmp_path / readme.BENCHMARKS["kd_paths"]).parent.mkdir(parents=True)
     (tmp_path / readme.BENCHMARKS["kd_paths"]).write_text(json.dumps(figures))
     assert readme.generated(tmp_path)["kd_paths"] == shown + "\n"
+
+
+def test_the_hosts_and_fast5_blocks_render_the_benchmark_figures(tmp_path):
+    """Figures shaped as ``benchmarks/hosts.py --out`` and ``benchmarks/fast5.py`` write them."""
+    cpu = {"cpu": "Some CPU", "cpu_capability": "AVX2"}
+    row = {"run": "fast_plain_mnv2_s0", "host": "fast", "variant": "plain", "images_per_synthesis": 64,
+           "steps_per_synthesis": 10, "step_over_teacher_pass": 2.5, "step_over_passes": 1.25, "kd_img_per_s": 200.0,
+           "peak_memory_mb": 1000.0}
+    hosts = {"machine": cpu, "torch_version": "2.14.1", "threads_per_process": 1, "syntheses": 2, "paths": {},
+             "rows": [{**row, "path": "today", "synthesis_img_per_s": 10.0},
+                      {**row, "path": "chosen", "synthesis_img_per_s": 15.0}],
+             "synthesis_speedup": {"fast_plain_mnv2_s0": 1.5}}
+    shown = readme.hosts_markdown(hosts)
+    assert shown.startswith("`python benchmarks/hosts.py` on Some CPU (AVX2), torch 2.14.1, 1 thread(s): "
+                            "`synthesis_speedup` (chosen over today) fast_plain_mnv2_s0 1.50.")
+    assert shown.endswith("| fast_plain_mnv2_s0 | chosen | 15.00 | 2.50 | 1.25 | 200.0 |")
+    epoch = {"synthesis_seconds": 10.0, "kd_seconds": 20.0, "evaluation_seconds": 5.0, "epoch_seconds": 35.0,
+             "final_accuracy": 70.0, "final_accuracy_std": 1.5, "seeds": 3}
+    fast5 = {"machine": cpu, "torch_version": "2.14.1", "threads_per_process": 1, "side_by_side": True,
+             "configuration": {}, "runs": {},
+             "per_epoch_after_warmup": {"bf16": {**epoch, "epoch_seconds": 17.5}, "today": epoch},  # today first
+             "epoch_speedup": {"bf16": 2.0}}
+    shown = readme.fast5_markdown(fast5)
+    assert shown.startswith("`python benchmarks/fast5.py` on Some CPU (AVX2), torch 2.14.1, side by side, one thread "
+                            "each:")
+    assert shown.endswith("| today | 10.0 | 20.0 | 5.0 | 35.0 | 1.00 | 70.00 ± 1.50 | 3 |\n"
+                          "| bf16 | 10.0 | 20.0 | 5.0 | 17.5 | 2.00 | 70.00 ± 1.50 | 3 |")
+    for source in readme.BLOCKS.values():
+        (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / source).write_text("x\n")
+    (tmp_path / "results/benchmarks").mkdir(parents=True)
+    (tmp_path / readme.BENCHMARKS["hosts"]).write_text(json.dumps(hosts))
+    generated = readme.generated(tmp_path)
+    assert generated["hosts"] == readme.hosts_markdown(hosts) + "\n" and "fast5" not in generated

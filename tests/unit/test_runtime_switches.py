@@ -41,7 +41,7 @@ def test_auto_switches_are_off_on_the_cpu_and_on_with_cuda():
 def test_pinned_memory_without_cuda_is_refused_with_the_key_and_the_fix():
     with pytest.raises(ValueError, match=r"runtime.pin_memory is true but the device is cpu.*'auto' or false"):
         rt.accelerate(params.RuntimeParams(pin_memory=True), CPU)
-    with pytest.raises(params.ParamsError, match=r"runtime.amp: Input should be 'auto', 'bf16' or 'off'"):
+    with pytest.raises(params.ParamsError, match=r"runtime.amp: Input should be 'auto', 'bf16', 'teacher' or 'off'"):
         params.validate({"runtime": {"amp": "fp16"}})
 
 
@@ -57,13 +57,53 @@ def test_autocast_runs_forward_passes_in_bf16_and_keeps_the_kl_in_float32(digits
 
     real_kd_kl = loop.kd_kl
     monkeypatch.setattr(loop, "kd_kl", spy)
-    bf16, student = _run(digits_teacher, digits_train, digits_test, rt.Acceleration(CPU, amp_dtype=torch.bfloat16))
+    _, student = _run(digits_teacher, digits_train, digits_test, rt.Acceleration(CPU, amp_dtype=torch.bfloat16))
     assert seen and all(s == torch.bfloat16 and t == torch.bfloat16 and o == torch.float32 for s, t, o in seen)
     assert all(p.dtype == torch.float32 for p in student.parameters())  # autocast leaves the weights in float32
     seen.clear()
-    fp32, _ = _run(digits_teacher, digits_train, digits_test, rt.Acceleration(CPU))
+    _, plain = _run(digits_teacher, digits_train, digits_test, rt.Acceleration(CPU))
     assert seen and all(s == torch.float32 and t == torch.float32 for s, t, _ in seen)
-    assert bf16["curve"] != fp32["curve"]  # the switch changed the arithmetic, not only a flag
+    # the switch changed the arithmetic, not only a flag
+    assert not all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), plain.state_dict().values()))
+
+
+def test_the_synthesis_stays_float32_under_bf16_autocast(digits_teacher, digits_train, digits_test, monkeypatch):
+    """bf16 synthesis misses the BN statistics (see ``Acceleration``): the loop never autocasts a host."""
+    inside = []
+    real = Fast.synthesize
+
+    def spy(self, *args, **kwargs):
+        inside.append(torch.is_autocast_enabled("cpu"))
+        batch = real(self, *args, **kwargs)
+        assert batch.images.dtype == torch.float32
+        return batch
+
+    monkeypatch.setattr(Fast, "synthesize", spy)
+    _run(digits_teacher, digits_train, digits_test, rt.Acceleration(CPU, amp_dtype=torch.bfloat16))
+    assert inside == [False, False]  # one synthesis per epoch, none under autocast
+
+
+def test_teacher_autocast_runs_the_kd_teacher_alone_in_bf16_and_records_name_it(digits_teacher, digits_train,
+                                                                                digits_test, monkeypatch):
+    """``runtime.amp: teacher``: the teacher's KD forward in bf16, the student's in float32, the KL in
+    float32; the switch is named for the run record and changes the numbers."""
+    seen = []
+    import cdemi.distill.loop as loop
+
+    def spy(student_logits, teacher_logits, temperature):
+        out = real_kd_kl(student_logits, teacher_logits, temperature)
+        seen.append((student_logits.dtype, teacher_logits.dtype, out.dtype))
+        return out
+
+    real_kd_kl = loop.kd_kl
+    monkeypatch.setattr(loop, "kd_kl", spy)
+    accel = rt.accelerate(params.RuntimeParams(amp="teacher"), CPU)
+    assert (accel.amp_dtype, accel.teacher_amp_dtype) == (None, torch.bfloat16)
+    assert accel.switches() == {"teacher_autocast": "torch.bfloat16"} and rt.accelerate(params.RuntimeParams(), CPU).switches() == {}
+    _, with_switch = _run(digits_teacher, digits_train, digits_test, accel, host=False)
+    assert seen and all(s == torch.float32 and t == torch.bfloat16 and o == torch.float32 for s, t, o in seen)
+    _, plain = _run(digits_teacher, digits_train, digits_test, rt.Acceleration(CPU, channels_last=True), host=False)
+    assert not all(torch.equal(a, b) for a, b in zip(with_switch.state_dict().values(), plain.state_dict().values()))
 
 
 def test_the_default_acceleration_is_the_plain_float32_path(digits_teacher, digits_train, digits_test):
@@ -110,3 +150,24 @@ def test_narrow_resnets_stay_nchw_on_the_cpu_and_the_default_profiles_nets_do_no
     for arch in ("resnet18", "resnet34", "mobilenetv2"):  # the default profile's teacher and students
         assert rt.channels_last_safe(models.build(arch, num_classes=10, in_channels=1, width=0.25))
     assert not rt.channels_last_safe(models.build("resnet34", num_classes=10, in_channels=1, width=0.25), narrow)
+
+
+def test_teacher_autocast_reaches_kd_on_the_training_set(digits_teacher, digits_train, digits_test, monkeypatch):
+    """``runtime.amp: teacher`` also holds for KD on the whole training set (``kd_full``): teacher logits
+    bf16, student logits float32."""
+    import cdemi.train.loop as train_loop
+    from cdemi.train import TrainSettings, train_classifier
+
+    seen = []
+    real_kd_kl = train_loop.kd_kl
+
+    def spy(student_logits, teacher_logits, temperature):
+        seen.append((student_logits.dtype, teacher_logits.dtype))
+        return real_kd_kl(student_logits, teacher_logits, temperature)
+
+    monkeypatch.setattr(train_loop, "kd_kl", spy)
+    small = digits_train.subset(torch.arange(64))
+    train_classifier(tiny_model(width=0.125), small, digits_test, TrainSettings(epochs=1, batch_size=32, lr=0.05),
+                     teacher=digits_teacher, accel=rt.accelerate(params.RuntimeParams(amp="teacher"), CPU),
+                     progress=False)
+    assert seen and all(s == torch.float32 and t == torch.bfloat16 for s, t in seen)

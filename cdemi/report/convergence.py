@@ -1,0 +1,122 @@
+"""The convergence study's report: validation curves against KD steps, per-cell verdicts, the chosen budget.
+
+Reads the ``study`` stage's run records (:func:`cdemi.report.runs.load_records`; each carries its
+``validation`` split and ``convergence`` verdict).  A cell is a host and variant of one teacher ->
+student pair; its seeds are its runs.  The budget chosen for the grid is the largest plateau
+(:func:`cdemi.distill.convergence.plateau_epoch` of the cell's mean validation curve, in KD steps)
+over the cells, rounded up to whole epochs; it exists only when every cell has converged.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..distill import convergence
+from .labels import HOST_NAMES, KD_ONLY_HOST, VARIANT_NAMES
+
+
+def _warmup(config: dict) -> int:
+    """Epochs without KD at the start of a run (the host's ``warmup``; 0 for KD alone)."""
+    from ..params import StudyRun
+
+    return StudyRun.model_validate(config).host_settings.get("warmup", 0)
+
+
+def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
+    """One row per run and epoch: ``name, cell, seed, epoch, kd_steps`` (KD steps taken so far) and
+    ``validation_accuracy``.
+
+    :param records: :func:`cdemi.report.runs.load_records` of the study's records.
+    :param configs: run name -> its record's ``config``.
+    """
+    rows = []
+    for rec in records.itertuples():
+        config = configs[rec.name]
+        warmup, per_epoch = _warmup(config), config["kd_steps"]
+        for r in rec.curve:
+            rows.append({"name": rec.name, "cell": cell_name(rec.host, rec.variant), "seed": rec.seed,
+                         "epoch": r["epoch"], "kd_steps": max(0, r["epoch"] - warmup) * per_epoch,
+                         "validation_accuracy": r["validation_accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def cell_name(host: str, variant: str) -> str:
+    """``KD alone`` for a run without a host, else the host and variant as the tables name them
+    (``Fast + guidance``)."""
+    if host == KD_ONLY_HOST:
+        return "KD alone"
+    return HOST_NAMES.get(host, host) + VARIANT_NAMES.get(variant, f" {variant}")
+
+
+def summary(records: pd.DataFrame, study_curves: pd.DataFrame, verdicts: dict[str, dict]) -> pd.DataFrame:
+    """Per cell: seeds; final validation and test accuracy (mean, std over seeds); how many seeds
+    converged by the rule; the plateau of the mean validation curve in epochs and KD steps (None
+    when that curve has not converged).
+
+    :param verdicts: run name -> its record's ``convergence``.
+    """
+    rows = []
+    by_name = records.set_index("name")
+    for cell, group in study_curves.groupby("cell", sort=False):
+        names = sorted(group["name"].unique())
+        mean = group.groupby("epoch")["validation_accuracy"].mean().sort_index()
+        steps = group.groupby("epoch")["kd_steps"].first().sort_index()
+        plateau = convergence.plateau_epoch(mean.tolist())
+        finals = group[group["epoch"] == group["epoch"].max()]["validation_accuracy"]
+        tests = by_name.loc[names, "final"]
+        rows.append({"cell": cell, "seeds": len(names), "epochs": int(mean.index.max()),
+                     "kd_steps": int(steps.iloc[-1]),
+                     "validation_final_mean": finals.mean(), "validation_final_std": finals.std(ddof=1),
+                     "test_final_mean": tests.mean(), "test_final_std": tests.std(ddof=1),
+                     "converged_seeds": sum(bool(verdicts[n]["converged"]) for n in names),
+                     "mean_curve_converged": plateau is not None,
+                     "plateau_epoch": plateau, "plateau_kd_steps": None if plateau is None else int(steps.loc[plateau])})
+    return pd.DataFrame(rows).set_index("cell")
+
+
+def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int) -> int | None:
+    """KD steps for the grid: the largest plateau over the cells, rounded up to whole epochs of
+    ``kd_steps_per_epoch``; None while any cell's mean curve has not converged."""
+    if not cells["mean_curve_converged"].all():
+        return None
+    return int(math.ceil(cells["plateau_kd_steps"].max() / kd_steps_per_epoch) * kd_steps_per_epoch)
+
+
+def figure(study_curves: pd.DataFrame, chosen: int | None):
+    """Validation accuracy against KD steps, one line per cell (mean over seeds, band: min to max),
+    the chosen budget as a vertical line."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for cell, group in study_curves.groupby("cell", sort=False):
+        by_step = group.groupby("kd_steps")["validation_accuracy"]
+        ax.plot(by_step.mean().index, by_step.mean().values, label=f"{cell} ({group['seed'].nunique()} seeds)")
+        ax.fill_between(by_step.min().index, by_step.min().values, by_step.max().values, alpha=0.2)
+    if chosen is not None:
+        ax.axvline(chosen, color="k", linestyle="--", linewidth=1, label=f"chosen budget: {chosen} KD steps")
+    ax.set_xlabel("KD steps")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def findings(cells: pd.DataFrame, chosen: int | None) -> str:
+    """A few sentences on the study: each cell's plateau and spread, and the chosen budget (or why
+    there is none yet)."""
+    lines = []
+    for cell, r in cells.iterrows():
+        where = (f"flattens after {r['plateau_kd_steps']} KD steps" if r["mean_curve_converged"]
+                 else f"has not flattened after {r['kd_steps']} KD steps")
+        lines.append(f"- **{cell}** ({r['seeds']} seeds): the mean validation curve {where}; at the end, validation "
+                     f"{r['validation_final_mean']:.2f} ± {r['validation_final_std']:.2f}%, test "
+                     f"{r['test_final_mean']:.2f} ± {r['test_final_std']:.2f}%; {r['converged_seeds']} of "
+                     f"{r['seeds']} runs converged by the rule.")
+    if chosen is None:
+        lines.append("\nNo budget is chosen: at least one cell has not converged, so its runs must go further.")
+    else:
+        lines.append(f"\nChosen budget for the grid: **{chosen} KD steps**, the largest plateau over these cells "
+                     f"(rounded up to whole epochs).")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""The convergence study's pieces: the validation split, the verdict rule, the loop reading the test set
+once, and a study entry's record."""
+import json
+
+import pytest
+import torch
+
+from cdemi.data.subsets import validation_split
+from cdemi.distill import DistillSettings, distill_student
+from cdemi.distill.convergence import plateau_epoch, verdict
+
+from ..conftest import tiny_model
+
+
+def test_the_validation_split_is_class_balanced_and_the_same_in_every_draw(digits_train):
+    val, record = validation_split(digits_train, 20, seed=0)
+    assert len(val) == record["images"] == 200
+    assert torch.bincount(val.labels, minlength=10).tolist() == [20] * 10
+    again, record_again = validation_split(digits_train, 20, seed=0)
+    assert record_again == record and torch.equal(again.images, val.images)
+    other, other_record = validation_split(digits_train, 20, seed=1)
+    assert other_record["indices_sha256"] != record["indices_sha256"] and len(record["indices_sha256"]) == 64
+
+
+def test_the_verdict_rule_on_flat_climbing_falling_and_short_curves():
+    flat = [60.0] * 5 + [70.0, 72.0, 74.0, 75.0, 75.5] + [76.0, 76.4, 75.8, 76.1, 76.2, 76.0, 75.9, 76.3, 76.1, 76.0]
+    got = verdict(flat)
+    assert got["converged"] and got["window_epochs"] == 4 and abs(got["change"]) <= 1
+    assert got["last_mean"] == pytest.approx((75.9 + 76.3 + 76.1 + 76.0) / 4)
+    assert got["previous_mean"] == pytest.approx((75.8 + 76.1 + 76.2 + 76.0) / 4)
+    climbing = [50.0 + 2 * i for i in range(20)]  # +2 points per epoch: the last window is 8 points higher
+    assert not verdict(climbing)["converged"] and verdict(climbing)["change"] == pytest.approx(8.0)
+    falling = [80.0 - 2 * i for i in range(20)]
+    assert not verdict(falling)["converged"]
+    with pytest.raises(ValueError, match=r"a curve of 9 epochs is too short for windows of 20%.*at least 10 epochs"):
+        verdict([70.0] * 9)
+    with pytest.raises(ValueError, match=r"window must lie in \(0, 0.5\]"):
+        verdict(flat, window=0.6)
+    assert plateau_epoch(climbing) is None
+    first = plateau_epoch(flat)
+    assert first is not None and 10 <= first <= len(flat)
+    assert verdict(flat[:first])["converged"]
+
+
+def test_with_a_validation_split_the_test_set_is_read_once_at_the_end(digits_teacher, digits_train, digits_test,
+                                                                         monkeypatch):
+    import cdemi.distill.loop as loop
+
+    val, _ = validation_split(digits_train, 10, seed=0)
+    read = []
+    real_evaluate = loop.evaluate
+
+    def spy(model, data, *args, **kwargs):
+        read.append("test" if data is digits_test else "validation" if data is val else "other")
+        return real_evaluate(model, data, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "evaluate", spy)
+    settings = DistillSettings(epochs=3, kd_steps=2, batch_size=16, lr=0.05, temperature=4.0, seed=0)
+    from cdemi.data.subsets import real_subset
+
+    out = distill_student(digits_teacher, tiny_model(width=0.125), digits_test, settings,
+                          transfer=real_subset(digits_train, 2, seed=0).images, validation=val, progress=False)
+    assert read == ["validation", "validation", "validation", "test"]
+    assert [("validation_accuracy" in r, "test_accuracy" in r) for r in out["curve"]] == \
+        [(True, False), (True, False), (True, True)]
+    assert out["validation_accuracy"] == out["curve"][-1]["validation_accuracy"]
+    assert out["final_accuracy"] == out["curve"][-1]["test_accuracy"]
+    with pytest.raises(ValueError, match=r"curve_test_per_class is 5 but a validation split was given"):
+        distill_student(digits_teacher, tiny_model(width=0.125), digits_test,
+                        settings.model_copy(update={"curve_test_per_class": 5}),
+                        transfer=real_subset(digits_train, 2, seed=0).images, validation=val, progress=False)
+
+
+@pytest.fixture(scope="module")
+def study_records(digits_teacher, digits_train, tmp_path_factory):
+    """Two seeds of one study entry on digits (10 epochs of 1 KD step), written by the real stage."""
+    from cdemi import params
+    from cdemi.data.condensed import save_condensed
+    from cdemi.data.subsets import real_subset
+    from cdemi.distill import distill_entry
+    from cdemi.models.checkpoint import save_classifier
+
+    root = tmp_path_factory.mktemp("study")
+    save_classifier(root / "teacher.pt", digits_teacher, "resnet18",
+                    {"num_classes": 10, "in_channels": 1, "width": 0.25}, "digits", test_accuracy=96.0)
+    save_condensed(root / "cs.pt", real_subset(digits_train, 2, seed=0))
+    run = {"teacher": str(root / "teacher.pt"), "student": {"arch": "resnet18", "width": 0.0625},
+           "transfer": str(root / "cs.pt"), "epochs": 10, "kd_steps": 1, "batch_size": 16, "temperature": 4.0,
+           "validation_per_class": 5, "threads": 1}
+    prof = params.validate({"profile": "smoke", "data": {"dataset": "digits"},
+                            "study": {f"kd_s{s}": {**run, "seed": s} for s in (0, 1)}})
+    (root / "records").mkdir()
+    before = torch.get_num_threads()
+    try:
+        for name, entry in prof.study.items():
+            distill_entry(name, entry, prof.data, prof.runtime, root / "records" / f"{name}.json", progress=False)
+    finally:
+        torch.set_num_threads(before)
+    return root, prof, run
+
+
+def test_a_study_entry_records_its_split_threads_and_verdict(study_records):
+    from cdemi import params
+
+    root, prof, run = study_records
+    rec = json.loads((root / "records" / "kd_s0.json").read_text())
+    assert rec["threads"] == 1 and rec["validation"]["images"] == 50 and rec["validation"]["per_class"] == 5
+    assert set(rec["convergence"]) >= {"converged", "last_mean", "previous_mean", "change"}
+    assert rec["convergence"] == verdict([r["validation_accuracy"] for r in rec["curve"]])
+    other = json.loads((root / "records" / "kd_s1.json").read_text())
+    assert other["validation"] == rec["validation"]  # the same split in every run
+    with pytest.raises(params.ParamsError, match=r"study.s: .*curve_test_per_class is 50: a study run measures its"):
+        params.validate({"profile": "smoke", "data": {"dataset": "digits"},
+                         "study": {"s": {**run, "curve_test_per_class": 50}}})
+
+
+def test_the_study_report_counts_kd_steps_verdicts_and_the_budget(study_records):
+    from cdemi.report import convergence
+    from cdemi.report.runs import load_records
+
+    root, _, _ = study_records
+    records = load_records(root / "records")
+    raw = {p.stem: json.loads(p.read_text()) for p in (root / "records").glob("*.json")}
+    curves = convergence.curves(records, {n: r["config"] for n, r in raw.items()})
+    assert len(curves) == 20 and set(curves["cell"]) == {"KD alone"}
+    assert curves[curves["name"] == "kd_s0"]["kd_steps"].tolist() == list(range(1, 11))  # 1 KD step per epoch
+    cells = convergence.summary(records, curves, {n: r["convergence"] for n, r in raw.items()})
+    row = cells.loc["KD alone"]
+    assert row["seeds"] == 2 and row["kd_steps"] == 10
+    assert row["converged_seeds"] == sum(r["convergence"]["converged"] for r in raw.values())
+    assert row["test_final_mean"] == pytest.approx(sum(r["final_accuracy"] for r in raw.values()) / 2)
+    chosen = convergence.chosen_budget(cells, kd_steps_per_epoch=4)
+    if row["mean_curve_converged"]:
+        assert chosen % 4 == 0 and chosen >= row["plateau_kd_steps"]
+    else:
+        assert chosen is None and "No budget is chosen" in convergence.findings(cells, chosen)
+    assert convergence.figure(curves, chosen).axes[0].get_xlabel() == "KD steps"
+
+
+def test_the_budget_is_the_largest_plateau_in_whole_epochs_and_none_while_a_cell_climbs():
+    import pandas as pd
+
+    from cdemi.report.convergence import chosen_budget
+
+    cells = pd.DataFrame({"mean_curve_converged": [True, True], "plateau_kd_steps": [1000, 1730]})
+    assert chosen_budget(cells, 50) == 1750
+    climbing = pd.DataFrame({"mean_curve_converged": [True, False], "plateau_kd_steps": [1000, None]})
+    assert chosen_budget(climbing, 50) is None
