@@ -25,6 +25,21 @@ def _run(teacher, train, test, accel, host=True):
     return out, student
 
 
+def _spy_kd_kl(monkeypatch, module) -> list:
+    """Replace ``module.kd_kl`` by a spy; :returns: the list it fills with (student logits, teacher
+    logits, KL) dtypes, one tuple per call."""
+    seen = []
+    real_kd_kl = module.kd_kl
+
+    def spy(student_logits, teacher_logits, temperature):
+        out = real_kd_kl(student_logits, teacher_logits, temperature)
+        seen.append((student_logits.dtype, teacher_logits.dtype, out.dtype))
+        return out
+
+    monkeypatch.setattr(module, "kd_kl", spy)
+    return seen
+
+
 def test_auto_switches_are_off_on_the_cpu_and_on_with_cuda():
     cpu = rt.accelerate(params.RuntimeParams(), CPU)
     assert (cpu.amp_dtype, cpu.pin_memory, cpu.cudnn_benchmark, cpu.compile, cpu.channels_last) == \
@@ -47,16 +62,9 @@ def test_pinned_memory_without_cuda_is_refused_with_the_key_and_the_fix():
 
 def test_autocast_runs_forward_passes_in_bf16_and_keeps_the_kl_in_float32(digits_teacher, digits_train, digits_test,
                                                                              monkeypatch):
-    seen = []
     import cdemi.distill.loop as loop
 
-    def spy(student_logits, teacher_logits, temperature):
-        out = real_kd_kl(student_logits, teacher_logits, temperature)
-        seen.append((student_logits.dtype, teacher_logits.dtype, out.dtype))
-        return out
-
-    real_kd_kl = loop.kd_kl
-    monkeypatch.setattr(loop, "kd_kl", spy)
+    seen = _spy_kd_kl(monkeypatch, loop)
     _, student = _run(digits_teacher, digits_train, digits_test, rt.Acceleration(CPU, amp_dtype=torch.bfloat16))
     assert seen and all(s == torch.bfloat16 and t == torch.bfloat16 and o == torch.float32 for s, t, o in seen)
     assert all(p.dtype == torch.float32 for p in student.parameters())  # autocast leaves the weights in float32
@@ -87,16 +95,9 @@ def test_teacher_autocast_runs_the_kd_teacher_alone_in_bf16_and_records_name_it(
                                                                                 digits_test, monkeypatch):
     """``runtime.amp: teacher``: the teacher's KD forward in bf16, the student's in float32, the KL in
     float32; the switch is named for the run record and changes the numbers."""
-    seen = []
     import cdemi.distill.loop as loop
 
-    def spy(student_logits, teacher_logits, temperature):
-        out = real_kd_kl(student_logits, teacher_logits, temperature)
-        seen.append((student_logits.dtype, teacher_logits.dtype, out.dtype))
-        return out
-
-    real_kd_kl = loop.kd_kl
-    monkeypatch.setattr(loop, "kd_kl", spy)
+    seen = _spy_kd_kl(monkeypatch, loop)
     accel = rt.accelerate(params.RuntimeParams(amp="teacher"), CPU)
     assert (accel.amp_dtype, accel.teacher_amp_dtype) == (None, torch.bfloat16)
     assert accel.switches() == {"teacher_autocast": "torch.bfloat16"} and rt.accelerate(params.RuntimeParams(), CPU).switches() == {}
@@ -158,16 +159,9 @@ def test_teacher_autocast_reaches_kd_on_the_training_set(digits_teacher, digits_
     import cdemi.train.loop as train_loop
     from cdemi.train import TrainSettings, train_classifier
 
-    seen = []
-    real_kd_kl = train_loop.kd_kl
-
-    def spy(student_logits, teacher_logits, temperature):
-        seen.append((student_logits.dtype, teacher_logits.dtype))
-        return real_kd_kl(student_logits, teacher_logits, temperature)
-
-    monkeypatch.setattr(train_loop, "kd_kl", spy)
+    seen = _spy_kd_kl(monkeypatch, train_loop)
     small = digits_train.subset(torch.arange(64))
     train_classifier(tiny_model(width=0.125), small, digits_test, TrainSettings(epochs=1, batch_size=32, lr=0.05),
                      teacher=digits_teacher, accel=rt.accelerate(params.RuntimeParams(amp="teacher"), CPU),
                      progress=False)
-    assert seen and all(s == torch.float32 and t == torch.bfloat16 for s, t in seen)
+    assert seen and all(s == torch.float32 and t == torch.bfloat16 and o == torch.float32 for s, t, o in seen)
