@@ -209,7 +209,9 @@ class GuidanceParams(_Section):
     :param conditional: projection-conditioned discriminator (False: unconditional);
     :param loss: ``nonsaturating`` or ``hinge``; :param augment: DiffAugment before the teacher;
     :param hidden: discriminator width; :param d_lr, d_betas, d_steps: its Adam and steps per
-    generator step; :param real_batch: condensed images per discriminator step.
+    generator step; :param real_batch: condensed images per discriminator step;
+    :param held_out_per_class: condensed images per class kept out of the discriminator's training,
+    on which its accuracy is recorded at every synthesis (0: none held out, nothing recorded).
     """
 
     weight: float = Field(1.0, ge=0, le=100)
@@ -222,6 +224,7 @@ class GuidanceParams(_Section):
     d_betas: list[float] = Field([0.5, 0.999], min_length=2, max_length=2)
     d_steps: int = Field(1, ge=1, le=100)
     real_batch: int = Field(128, ge=1, le=65536)
+    held_out_per_class: int = Field(0, ge=0, le=65536)
 
 
 VARIANTS = ("plain", "naive", "guided", "guided-uncond", "kd-only")

@@ -64,6 +64,7 @@ def build_guidance(run, teacher: torch.nn.Module, condensed, spec, seed: int | N
     return FeatureAlignment(teacher, condensed.images, condensed.labels, spec, weight=g.weight, layer=g.layer,
                             conditional=g.conditional, loss=g.loss, augment=g.augment, hidden=g.hidden, d_lr=g.d_lr,
                             d_betas=tuple(g.d_betas), d_steps=g.d_steps, real_batch=g.real_batch,
+                            held_out_per_class=g.held_out_per_class,
                             seed=run.seed if seed is None else seed)
 
 

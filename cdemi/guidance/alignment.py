@@ -23,6 +23,13 @@ averaged over the ranks before every step.
 Defaults where the paper is silent (``../shared/paper.md``): D = SN-MLP d->256->256 with
 projection conditioning, non-saturating loss, Adam lr 2e-4 betas (0.5, 0.999), one D step
 per generator step, weight 1.0.
+
+Held-out accuracy (``held_out_per_class`` > 0): that many condensed images per class are kept out
+of D's training.  At the first generator step of every synthesis, before D's step, D (in eval mode,
+so its spectral-norm estimates stay put) classifies the held-out condensed features and the
+features of that step's synthetic images, both without augmentation; neither was ever a D
+training sample.  :meth:`pop_stats` then adds ``d_held_out_real`` and ``d_held_out_fake``
+(fractions classified correctly) and ``d_held_out`` (their mean: 0.5 is chance).
 """
 from __future__ import annotations
 
@@ -60,6 +67,33 @@ def check_condensed_matches(images: torch.Tensor, labels: torch.Tensor, spec, nu
                          f"the class-conditional discriminator needs every class")
 
 
+def held_out_split(labels: torch.Tensor, per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split condensed labels (N,) into D's training indices and ``per_class`` held-out indices per
+    class, drawn with ``seed`` (its own generator); :returns: (train, held_out), int64, ascending.
+
+    :raises ValueError: ``per_class`` < 0, or a class with ``per_class`` images or fewer (nothing would
+        be left for D to train on): lower ``held_out_per_class`` (0 holds nothing out).
+    """
+    if per_class < 0:
+        raise ValueError(f"held_out_per_class must be >= 0, got {per_class}")
+    n = labels.shape[0]
+    if per_class == 0:
+        return torch.arange(n), torch.zeros(0, dtype=torch.long)
+    gen = torch.Generator().manual_seed(seed)
+    held: list[torch.Tensor] = []
+    for k in torch.unique(labels.cpu()).tolist():
+        members = torch.nonzero(labels.cpu() == k).flatten()
+        if len(members) <= per_class:
+            raise ValueError(f"class {k} has {len(members)} condensed image(s), but held_out_per_class is {per_class}: "
+                             f"D would have none of that class to train on; lower held_out_per_class (0 holds "
+                             f"nothing out)")
+        held.append(members[torch.randperm(len(members), generator=gen)[:per_class]])
+    held_out = torch.cat(held).sort().values
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[held_out] = False
+    return torch.nonzero(keep).flatten(), held_out
+
+
 class FeatureAlignment:
     """The guidance term ``weight * L_FA`` for one host run.
 
@@ -75,13 +109,16 @@ class FeatureAlignment:
     :param hidden: D's width m (default 256).
     :param d_lr, d_betas, d_steps: D's Adam and its steps per generator step.
     :param real_batch: condensed images per D step, drawn without replacement (all if fewer).
-    :param seed: D's initialisation, the condensed draws and the augmentation.
+    :param held_out_per_class: condensed images per class kept out of D's training to measure D on
+        (default 0: D trains on all; every class needs more images than this).
+    :param seed: D's initialisation, the condensed draws, the augmentation and the held-out choice.
     """
 
     def __init__(self, teacher: nn.Module, condensed_images: torch.Tensor, condensed_labels: torch.Tensor, spec, *,
                  weight: float = 1.0, layer: str = PENULTIMATE, conditional: bool = True,
                  loss: GanLoss = "nonsaturating", augment: bool = True, hidden: int = 256, d_lr: float = 2e-4,
-                 d_betas: tuple[float, float] = (0.5, 0.999), d_steps: int = 1, real_batch: int = 128, seed: int = 0):
+                 d_betas: tuple[float, float] = (0.5, 0.999), d_steps: int = 1, real_batch: int = 128,
+                 held_out_per_class: int = 0, seed: int = 0):
         num_classes = getattr(getattr(teacher, "head", None), "out_features", spec.num_classes)
         if num_classes != spec.num_classes:
             raise ValueError(f"the teacher predicts {num_classes} classes but {spec.name} has {spec.num_classes}")
@@ -98,8 +135,15 @@ class FeatureAlignment:
         device = next(self.teacher.parameters()).device
         self.spec, self.weight, self.loss_kind, self.augment = spec, weight, loss, augment
         self.d_steps, self.real_batch = d_steps, real_batch
-        self.real_images = spec.normalise(condensed_images.float().to(device))
-        self.real_labels = condensed_labels.long().to(device)
+        train, held_out = held_out_split(condensed_labels, held_out_per_class, seed)
+        images = spec.normalise(condensed_images.float().to(device))
+        labels = condensed_labels.long().to(device)
+        self.real_images, self.real_labels = images[train.to(device)], labels[train.to(device)]
+        self.held_out: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+        if len(held_out):
+            with torch.no_grad():
+                self.held_out = self.tap(images[held_out.to(device)]), labels[held_out.to(device)]
+        self._held_out_stats: dict[str, float] = {}
         self.generator = torch.Generator().manual_seed(seed)
         conditioning: Conditioning = "projection" if conditional else "none"
         with torch.random.fork_rng(devices=[]):
@@ -150,6 +194,8 @@ class FeatureAlignment:
         """``weight * L_FA`` for the host's normalised view (N, C, H, W, with grad) and targets (N,),
         after ``d_steps`` discriminator steps; :returns: (scalar, numbers of this step)."""
         fake = self.tap(self._view(view))
+        if self.held_out is not None and self._calls == 0:  # the synthesis's first step, before D's
+            self._held_out_stats = self.held_out_accuracy(view, targets)
         stats: dict[str, float] = {}
         for _ in range(self.d_steps):
             real, real_labels = self.real_features()
@@ -167,11 +213,33 @@ class FeatureAlignment:
         self._calls += 1
         return self.weight * l_fa, stats
 
+    @torch.no_grad()
+    def held_out_accuracy(self, view: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """D's accuracy on the held-out condensed features and on the features of ``view`` (normalised
+        synthetic images (N, C, H, W) and their targets (N,)), both unaugmented; D in eval mode.
+
+        :returns: ``d_held_out_real``, ``d_held_out_fake`` (fractions) and ``d_held_out`` (their mean).
+        :raises ValueError: the module holds nothing out (``held_out_per_class`` 0).
+        """
+        if self.held_out is None:
+            raise ValueError("no condensed image is held out: set held_out_per_class > 0")
+        was_training = self.discriminator.training
+        self.discriminator.eval()
+        try:
+            real = float((self.discriminator(*self.held_out) > 0).float().mean())
+            fake = float((self.discriminator(self.tap(view.detach()), targets) < 0).float().mean())
+        finally:
+            self.discriminator.train(was_training)
+        return {"d_held_out_real": real, "d_held_out_fake": fake, "d_held_out": (real + fake) / 2}
+
     def pop_stats(self) -> dict[str, float]:
         """Means of ``d_loss``, ``d_acc_real``, ``d_acc_fake`` and ``l_fa`` over the steps since the
-        last call (one synthesis), then reset; empty if no step ran."""
+        last call (one synthesis), plus the held-out accuracies taken at its first step (if any
+        image is held out), then reset; empty if no step ran."""
         out = {k: v / self._calls for k, v in self._sums.items()} if self._calls else {}
-        self._sums, self._calls = {}, 0
+        if self._calls:
+            out.update(self._held_out_stats)
+        self._sums, self._calls, self._held_out_stats = {}, 0, {}
         return out
 
     def shared_modules(self) -> list[nn.Module]:

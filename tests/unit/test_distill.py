@@ -44,6 +44,38 @@ def test_inversion_and_two_term_kd_record_their_costs(digits_teacher, digits_tra
     assert set(out["curve"][0]["synthesis_losses"]) == {"ce", "bn", "tv", "l2"}
 
 
+def _kd_inputs(monkeypatch, digits_teacher, digits_test, transfer, settings):
+    """Run a Fast-hosted distillation and :returns: the images of every KD term, in call order (the
+    loop's crop + flip sees each term's batch once), and the pool's images at the end."""
+    import cdemi.distill.loop as loop
+    from cdemi.invert import Fast
+
+    seen, real = [], loop.random_crop_flip
+    monkeypatch.setattr(loop, "random_crop_flip", lambda x, *a: (seen.append(x.detach().cpu().clone()), real(x, *a))[1])
+    host = Fast(digits_teacher, digits_test.spec, batch_size=16, g_steps=1, nz=8, ngf=4, warmup=0, seed=0)
+    distill_student(digits_teacher, tiny_model(width=0.125), digits_test, settings, host=host, transfer=transfer,
+                    progress=False)
+    return seen
+
+
+def _members(batch, of):
+    """Which rows of ``batch`` (N, C, H, W) are rows of ``of``."""
+    return (batch.flatten(1)[:, None] == of.flatten(1)[None]).all(2).any(1)
+
+
+def test_two_term_kd_steps_take_one_pool_batch_and_one_condensed_batch_of_equal_size(digits_teacher, digits_train,
+                                                                                   digits_test, monkeypatch):
+    transfer = real_subset(digits_train, 3, seed=0).images
+    settings = DistillSettings(epochs=2, kd_steps=3, batch_size=8, lr=0.05, temperature=4.0, seed=0)
+    naive = _kd_inputs(monkeypatch, digits_teacher, digits_test, transfer, settings)
+    assert len(naive) == 2 * 2 * 3 and all(len(x) == 8 for x in naive)  # two terms per step, each batch_size
+    pool_terms, condensed_terms = naive[0::2], naive[1::2]
+    assert all(bool(_members(x, transfer).all()) for x in condensed_terms)  # the condensed term is present ...
+    assert not any(bool(_members(x, transfer).any()) for x in pool_terms)  # ... and the pool holds no condensed image
+    plain = _kd_inputs(monkeypatch, digits_teacher, digits_test, None, settings)
+    assert len(plain) == 2 * 3 and not any(bool(_members(x, transfer).any()) for x in plain)
+
+
 def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, digits_train, digits_test, tmp_path,
                                                                 tally):
     def run(state=None, die_at=None):

@@ -9,6 +9,7 @@ from cdemi.data.subsets import real_subset
 from cdemi.distill import DistillSettings, distill_student
 from cdemi.guidance import (FeatureAlignment, FeatureDiagnostics, FeatureDiscriminator, FeatureTap,
                             discriminator_loss, generator_adversarial_loss)
+from cdemi.guidance.alignment import held_out_split
 from cdemi.invert import Fast
 
 from ..conftest import interrupt_synthesis, tiny_model
@@ -163,3 +164,48 @@ def test_guidance_without_a_host_is_refused(digits_teacher, digits_train, digits
     with pytest.raises(ValueError, match="guidance steers an inversion host"):
         distill_student(digits_teacher, tiny_model(), digits_test, DistillSettings(epochs=1), transfer=torch.zeros(2, 1, 8, 8),
                 guidance=fa)
+
+
+def test_held_out_images_are_per_class_and_never_reach_the_discriminator(digits_teacher, digits_train):
+    images, labels = _condensed(digits_train, k=4)
+    train, held = held_out_split(labels, 1, seed=3)
+    assert sorted(labels[held].tolist()) == list(range(10)) and len(train) == 30
+    assert set(train.tolist()).isdisjoint(held.tolist()) and torch.equal(held_out_split(labels, 1, seed=3)[1], held)
+    fa = FeatureAlignment(digits_teacher, images, labels, digits_train.spec, held_out_per_class=1, seed=3)
+    expected = digits_train.spec.normalise(images[train])
+    assert torch.equal(fa.real_images, expected) and fa.held_out[0].shape[0] == 10
+    with pytest.raises(ValueError, match="class 0 has 4 condensed image.*held_out_per_class is 4.*lower"):
+        held_out_split(labels, 4, seed=0)
+    assert FeatureAlignment(digits_teacher, images, labels, digits_train.spec).held_out is None
+
+
+def test_held_out_accuracy_is_taken_before_the_first_step_and_leaves_the_discriminator_as_it_was(digits_teacher,
+                                                                                                   digits_train):
+    spec = digits_train.spec
+    images, labels = _condensed(digits_train, k=4)
+    fa = FeatureAlignment(digits_teacher, images, labels, spec, held_out_per_class=1, seed=0)
+    view = spec.normalise(torch.rand(10, *spec.shape, generator=torch.Generator().manual_seed(2)))
+    before = {k: v.clone() for k, v in fa.discriminator.state_dict().items()}
+    first = fa.held_out_accuracy(view, torch.arange(10))
+    assert all(torch.equal(v, fa.discriminator.state_dict()[k]) for k, v in before.items())  # eval: no power step
+    assert first["d_held_out"] == pytest.approx((first["d_held_out_real"] + first["d_held_out_fake"]) / 2)
+    for _ in range(3):
+        fa(view, torch.arange(10))
+    stats = fa.pop_stats()
+    assert {k: stats[k] for k in first} == first  # measured at the first call, before D's step
+    assert set(stats) >= {"d_loss", "d_acc_real", "d_acc_fake", "l_fa"} and fa.pop_stats() == {}
+    with pytest.raises(ValueError, match="held_out_per_class > 0"):
+        FeatureAlignment(digits_teacher, images, labels, spec).held_out_accuracy(view, torch.arange(10))
+
+
+def test_a_discriminator_trained_on_separable_features_tells_held_out_images_apart(digits_teacher, digits_train):
+    """Noise against real digits: after some steps D must beat chance on images it never trained on."""
+    spec = digits_train.spec
+    images, labels = _condensed(digits_train, k=6)
+    fa = FeatureAlignment(digits_teacher, images, labels, spec, augment=False, d_lr=2e-3, held_out_per_class=2, seed=0)
+    noise = torch.Generator().manual_seed(5)
+    for _ in range(60):
+        fa(spec.normalise(torch.rand(20, *spec.shape, generator=noise)), torch.arange(20) % 10)
+        fa.pop_stats()
+    fresh = fa.held_out_accuracy(spec.normalise(torch.rand(20, *spec.shape, generator=noise)), torch.arange(20) % 10)
+    assert fresh["d_held_out"] > 0.8

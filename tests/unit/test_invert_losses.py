@@ -46,5 +46,27 @@ def test_kd_kl_is_zero_for_equal_logits_and_scales_with_tau_squared():
     assert kd_kl(s, t, 1.0).item() > 0
 
 
+@pytest.mark.parametrize("tau", [1.0, 4.0, 20.0])
+def test_kd_kl_gradient_is_tau_times_the_softmax_gap_so_tau_squared_keeps_its_scale(tau):
+    """d/ds of tau^2 KL(p_t || p_s) at temperature tau is tau (p_s - p_t) / N: without the tau^2 factor
+    the gradient at tau 20 would be 400x smaller than it is."""
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(8, 10, generator=g).requires_grad_(True), 2 * torch.randn(8, 10, generator=g)
+    kd_kl(s, t, tau).backward()
+    expected = tau * (torch.softmax(s.detach() / tau, 1) - torch.softmax(t / tau, 1)) / 8
+    assert torch.allclose(s.grad, expected, atol=1e-7, rtol=1e-5)
+
+
+def test_kd_kl_gradient_magnitude_at_tau_20_is_that_at_tau_1_within_a_small_factor():
+    g = torch.Generator().manual_seed(1)
+    s0, t = 0.5 * torch.randn(8, 10, generator=g), 0.5 * torch.randn(8, 10, generator=g)
+    norms = {}
+    for tau in (1.0, 20.0):
+        s = s0.clone().requires_grad_(True)
+        kd_kl(s, t, tau).backward()
+        norms[tau] = float(s.grad.norm())
+    assert 0.5 < norms[20.0] / norms[1.0] < 2.0  # 1 / 400 of it without tau^2
+
+
 def test_tv_is_zero_for_flat_images():
     assert total_variation(torch.full((2, 3, 5, 5), 0.7)).item() == pytest.approx(0.0, abs=1e-7)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cdemi.invert import HOSTS
-from cdemi.invert.predfkd import PREDFKD, js_divergence
+from cdemi.invert.predfkd import PREDFKD, flat_image_bce, js_divergence
 
 from ..conftest import tiny_model
 
@@ -85,6 +85,29 @@ def test_memory_vae_learns_a_fixed_batch_and_replays_teacher_labelled_images(dig
     assert replayed.shape == (7, 1, 16, 16) and 0 <= replayed.min() and replayed.max() <= 1
     assert labels.dtype == torch.int64
     assert torch.equal(labels, digits_teacher(digits_train.spec.normalise(replayed)).argmax(1))
+
+
+def test_memory_with_default_settings_learns_digits_and_replays_contrast(digits_teacher, digits_train):
+    """Ten syntheses' worth of memory updates on real digit batches (plus the memory's own replays, as in
+    a run): its BCE ends well below the flat image's and its replays keep the data's per-image contrast."""
+    host = PREDFKD(digits_teacher, digits_train.spec, batch_size=64, nz=16, ngf=8, seed=0)  # memory at its defaults
+    real = digits_train.images.float() / 255
+    for s in range(10):
+        batch = real[64 * s:64 * (s + 1)]
+        if s:
+            batch = torch.cat([batch, host.replay(host.replay_size)[0]])
+        bce, _ = host.train_memory(batch)
+    assert float(bce) < 0.7 * flat_image_bce(batch)
+    contrast = real[:640].flatten(1).std(1).mean()
+    assert host.replay(256)[0].flatten(1).std(1).mean() > 0.6 * contrast
+
+
+def test_flat_image_bce_is_the_best_constant():
+    images = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    best = flat_image_bce(images)
+    for c in (0.3, 0.7):
+        other = torch.nn.functional.binary_cross_entropy(torch.full_like(images, c), images, reduction="sum") / 4
+        assert best < float(other)
 
 
 def test_resume_restores_generator_memory_optimisers_and_rng(digits_teacher, digits_train):
