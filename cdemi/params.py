@@ -430,9 +430,14 @@ class StudyRun(DistillRun):
 
     @model_validator(mode="after")
     def _curve_on_validation(self) -> "StudyRun":
+        from .distill.convergence import min_epochs
+
         if self.curve_test_per_class is not None:
             raise ValueError(f"curve_test_per_class is {self.curve_test_per_class}: a study run measures its curve on "
                              f"the validation split and reads the test set once, at its end; set it to null")
+        if self.epochs < min_epochs():
+            raise ValueError(f"epochs is {self.epochs}: the convergence verdict compares two windows of 20% of the "
+                             f"epochs, at least 2 each; give a study run at least {min_epochs()} epochs")
         return self
 
 

@@ -14,6 +14,11 @@ from typing import Sequence
 WINDOW, TOLERANCE = 0.2, 1.0
 
 
+def min_epochs(window: float = WINDOW) -> int:
+    """The shortest curve the rule can judge: two windows of at least 2 epochs each (10 at 20%)."""
+    return math.ceil(2 / window)
+
+
 def verdict(accuracies: Sequence[float], window: float = WINDOW, tolerance: float = TOLERANCE) -> dict:
     """The convergence verdict of one curve.
 
@@ -32,7 +37,7 @@ def verdict(accuracies: Sequence[float], window: float = WINDOW, tolerance: floa
     n = max(1, math.floor(len(accuracies) * window))
     if n < 2 or 2 * n > len(accuracies):
         raise ValueError(f"a curve of {len(accuracies)} epochs is too short for windows of {window:.0%}: "
-                         f"each needs at least 2 epochs, so at least {math.ceil(2 / window)} epochs")
+                         f"each needs at least 2 epochs, so at least {min_epochs(window)} epochs")
     last = sum(accuracies[-n:]) / n
     previous = sum(accuracies[-2 * n:-n]) / n
     change = last - previous
@@ -48,7 +53,7 @@ def plateau_epoch(accuracies: Sequence[float], window: float = WINDOW, tolerance
     whole = verdict(accuracies, window, tolerance)
     if not whole["converged"]:
         return None
-    for e in range(math.ceil(2 / window), len(accuracies) + 1):
+    for e in range(min_epochs(window), len(accuracies) + 1):
         prefix = verdict(accuracies[:e], window, tolerance)
         if prefix["converged"] and abs(prefix["last_mean"] - whole["last_mean"]) <= tolerance:
             return e

@@ -5,6 +5,9 @@ Reads the ``study`` stage's run records (:func:`cdemi.report.runs.load_records`;
 student pair; its seeds are its runs.  The budget chosen for the grid is the largest plateau
 (:func:`cdemi.distill.convergence.plateau_epoch` of the cell's mean validation curve, in KD steps)
 over the cells, rounded up to whole epochs; it exists only when every cell has converged.
+Guided runs that hold condensed images out of the discriminator's training add D's held-out
+accuracy per synthesis (:func:`discriminator_curves`); every cell gets its measured cost
+(:func:`costs`).
 """
 from __future__ import annotations
 
@@ -120,3 +123,70 @@ def findings(cells: pd.DataFrame, chosen: int | None) -> str:
         lines.append(f"\nChosen budget for the grid: **{chosen} KD steps**, the largest plateau over these cells "
                      f"(rounded up to whole epochs).")
     return "\n".join(lines)
+
+
+D_COLUMNS = ("d_held_out", "d_held_out_real", "d_held_out_fake", "d_acc_real", "d_acc_fake")
+
+
+def discriminator_curves(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per guided run and epoch whose guidance row holds D's held-out accuracy: ``name, cell,
+    seed, epoch`` and :data:`D_COLUMNS` (fractions; ``d_held_out`` 0.5 is chance).  Empty (with those
+    columns) when no run held images out."""
+    rows = []
+    for rec in records.itertuples():
+        for r in rec.curve:
+            g = r.get("guidance") or {}
+            if "d_held_out" in g:
+                rows.append({"name": rec.name, "cell": cell_name(rec.host, rec.variant), "seed": rec.seed,
+                             "epoch": r["epoch"], **{k: g[k] for k in D_COLUMNS}})
+    return pd.DataFrame(rows, columns=["name", "cell", "seed", "epoch", *D_COLUMNS])
+
+
+def discriminator_figure(d_curves: pd.DataFrame):
+    """D's accuracy per synthesis of every guided run: held-out (condensed images D never trained on
+    and each synthesis's first images, before D's step) against its training batches; chance dashed."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for name, group in d_curves.groupby("name", sort=True):
+        group = group.sort_values("epoch")
+        line, = ax.plot(group["epoch"], group["d_held_out"], label=f"{name}: held out")
+        ax.plot(group["epoch"], (group["d_acc_real"] + group["d_acc_fake"]) / 2, color=line.get_color(),
+                alpha=0.5, linewidth=0.8, label=f"{name}: training batches")
+    ax.axhline(0.5, color="k", linestyle="--", linewidth=1, label="chance")
+    ax.set_xlabel("epoch (one synthesis each)")
+    ax.set_ylabel("D accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def costs(records: pd.DataFrame, configs: dict[str, dict], chosen: int | None) -> pd.DataFrame:
+    """Per cell, the measured cost of its runs (mean over seeds): minutes of synthesis and of KD per run,
+    KD seconds per KD step, synthesis seconds per synthesis, and the minutes one run would take at the
+    ``chosen`` KD-step budget (its KD steps, plus one synthesis per epoch of the run's KD steps per
+    epoch and per warm-up epoch; None without a budget).  Evaluation time is not counted.
+
+    :param configs: run name -> its record's ``config``.
+    """
+    rows = []
+    for rec in records.itertuples():
+        config = configs[rec.name]
+        warmup, per_epoch = _warmup(config), config["kd_steps"]
+        epochs = len(rec.curve)
+        kd_steps = max(0, epochs - warmup) * per_epoch
+        per_synthesis = rec.synthesis_min * 60 / epochs
+        per_step = rec.kd_min * 60 / kd_steps
+        at_budget = None
+        if chosen is not None:
+            syntheses = (math.ceil(chosen / per_epoch) + warmup) if per_synthesis > 0 else 0
+            at_budget = (chosen * per_step + syntheses * per_synthesis) / 60
+        rows.append({"cell": cell_name(rec.host, rec.variant), "synthesis_min": rec.synthesis_min,
+                     "kd_min": rec.kd_min, "kd_s_per_step": per_step, "synthesis_s_per_synthesis": per_synthesis,
+                     "minutes_at_chosen_budget": at_budget})
+    runs = pd.DataFrame(rows)
+    out = runs.groupby("cell", sort=False).mean(numeric_only=False)
+    out.insert(0, "seeds", runs.groupby("cell", sort=False).size())
+    return out

@@ -17,12 +17,14 @@ from .labels import HOST_ORDER, VARIANT_ORDER
 
 def variant_label(record: dict) -> str:
     """The record's variant, with every guidance setting that differs from the defaults in
-    brackets (``guided[loss=hinge, weight=2.0]``), so ablation runs get their own column."""
+    brackets (``guided[loss=hinge, weight=2.0]``), so ablation runs get their own column.
+    ``held_out_per_class`` is left out: it holds images back to measure D, not to change the method."""
     guidance = (record.get("config") or {}).get("guidance")
     if not guidance:
         return record["variant"]
     defaults = GuidanceParams().model_dump()
-    changed = [f"{k}={v}" for k, v in sorted(guidance.items()) if k != "conditional" and defaults.get(k) != v]
+    changed = [f"{k}={v}" for k, v in sorted(guidance.items())
+               if k not in ("conditional", "held_out_per_class") and defaults.get(k) != v]
     return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
 
 

@@ -87,8 +87,11 @@ def study_records(digits_teacher, digits_train, tmp_path_factory):
     run = {"teacher": str(root / "teacher.pt"), "student": {"arch": "resnet18", "width": 0.0625},
            "transfer": str(root / "cs.pt"), "epochs": 10, "kd_steps": 1, "batch_size": 16, "temperature": 4.0,
            "validation_per_class": 5, "threads": 1}
+    guided = {**run, "host": "fast", "variant": "guided", "epochs": 11, "seed": 0,
+              "host_params": {"batch_size": 16, "g_steps": 2, "nz": 8, "ngf": 4, "warmup": 1},
+              "guidance": {"held_out_per_class": 1}}
     prof = params.validate({"profile": "smoke", "data": {"dataset": "digits"},
-                            "study": {f"kd_s{s}": {**run, "seed": s} for s in (0, 1)}})
+                            "study": {**{f"kd_s{s}": {**run, "seed": s} for s in (0, 1)}, "fast_guided_s0": guided}})
     (root / "records").mkdir()
     before = torch.get_num_threads()
     try:
@@ -112,6 +115,8 @@ def test_a_study_entry_records_its_split_threads_and_verdict(study_records):
     with pytest.raises(params.ParamsError, match=r"study.s: .*curve_test_per_class is 50: a study run measures its"):
         params.validate({"profile": "smoke", "data": {"dataset": "digits"},
                          "study": {"s": {**run, "curve_test_per_class": 50}}})
+    with pytest.raises(params.ParamsError, match=r"study.s: .*epochs is 9: .*at least 10 epochs"):
+        params.validate({"profile": "smoke", "data": {"dataset": "digits"}, "study": {"s": {**run, "epochs": 9}}})
 
 
 def test_the_study_report_counts_kd_steps_verdicts_and_the_budget(study_records):
@@ -121,20 +126,49 @@ def test_the_study_report_counts_kd_steps_verdicts_and_the_budget(study_records)
     root, _, _ = study_records
     records = load_records(root / "records")
     raw = {p.stem: json.loads(p.read_text()) for p in (root / "records").glob("*.json")}
-    curves = convergence.curves(records, {n: r["config"] for n, r in raw.items()})
-    assert len(curves) == 20 and set(curves["cell"]) == {"KD alone"}
+    configs = {n: r["config"] for n, r in raw.items()}
+    curves = convergence.curves(records, configs)
+    assert len(curves) == 31 and set(curves["cell"]) == {"KD alone", "Fast + guidance"}
     assert curves[curves["name"] == "kd_s0"]["kd_steps"].tolist() == list(range(1, 11))  # 1 KD step per epoch
+    assert curves[curves["name"] == "fast_guided_s0"]["kd_steps"].tolist() == list(range(11))  # a warm-up epoch
     cells = convergence.summary(records, curves, {n: r["convergence"] for n, r in raw.items()})
     row = cells.loc["KD alone"]
+    kd = [r for n, r in raw.items() if n.startswith("kd_")]
     assert row["seeds"] == 2 and row["kd_steps"] == 10
-    assert row["converged_seeds"] == sum(r["convergence"]["converged"] for r in raw.values())
-    assert row["test_final_mean"] == pytest.approx(sum(r["final_accuracy"] for r in raw.values()) / 2)
+    assert row["converged_seeds"] == sum(r["convergence"]["converged"] for r in kd)
+    assert row["test_final_mean"] == pytest.approx(sum(r["final_accuracy"] for r in kd) / 2)
+    cells = cells.loc[["KD alone"]]
     chosen = convergence.chosen_budget(cells, kd_steps_per_epoch=4)
     if row["mean_curve_converged"]:
         assert chosen % 4 == 0 and chosen >= row["plateau_kd_steps"]
     else:
         assert chosen is None and "No budget is chosen" in convergence.findings(cells, chosen)
     assert convergence.figure(curves, chosen).axes[0].get_xlabel() == "KD steps"
+
+
+def test_the_study_report_draws_the_discriminators_held_out_accuracy_and_prices_each_cell(study_records):
+    from cdemi.report import convergence
+    from cdemi.report.runs import load_records
+
+    root, _, _ = study_records
+    records = load_records(root / "records")
+    raw = {p.stem: json.loads(p.read_text()) for p in (root / "records").glob("*.json")}
+    d = convergence.discriminator_curves(records)
+    guided = raw["fast_guided_s0"]["curve"]
+    assert d["name"].unique().tolist() == ["fast_guided_s0"] and d["epoch"].tolist() == [r["epoch"] for r in guided]
+    assert d["d_held_out"].tolist() == [r["guidance"]["d_held_out"] for r in guided]
+    assert d["d_held_out"].between(0, 1).all()
+    assert convergence.discriminator_figure(d).axes[0].get_ylabel() == "D accuracy"
+    costs = convergence.costs(records, {n: r["config"] for n, r in raw.items()}, chosen=8)
+    kd = costs.loc["KD alone"]
+    assert kd["seeds"] == 2 and kd["synthesis_min"] == 0
+    assert kd["kd_s_per_step"] == pytest.approx(sum(raw[f"kd_s{s}"]["kd_seconds"] / 10 for s in (0, 1)) / 2)
+    assert kd["minutes_at_chosen_budget"] == pytest.approx(8 * kd["kd_s_per_step"] / 60)
+    fast = costs.loc["Fast + guidance"]  # 8 KD steps of 1 per epoch: 8 syntheses, plus the warm-up's
+    assert fast["minutes_at_chosen_budget"] == pytest.approx((8 * fast["kd_s_per_step"] +
+                                                              9 * fast["synthesis_s_per_synthesis"]) / 60)
+    assert convergence.costs(records, {n: r["config"] for n, r in raw.items()}, None)[
+        "minutes_at_chosen_budget"].isna().all()
 
 
 def test_the_budget_is_the_largest_plateau_in_whole_epochs_and_none_while_a_cell_climbs():
