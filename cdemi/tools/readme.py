@@ -3,7 +3,8 @@
 A block is the text between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``.  :data:`BLOCKS` maps
 the result blocks to the generated file each shows (T1 and the claims report, committed with the
 pipeline's outputs); the ``kd_paths``, ``hosts`` and ``fast5`` blocks render the figures ``make bench``
-writes (:data:`BENCHMARKS`, each when its file exists); the ``reliability`` block shows the counts a whole, passing run of the test
+writes (:data:`BENCHMARKS`, each when its file exists); the ``deviations`` block lists the default
+profile's host settings that differ from the published ones (:mod:`cdemi.invert.deviations`); the ``reliability`` block shows the counts a whole, passing run of the test
 suite writes to a JSON file (``make test``; ``tests/reliability_tally.py``), rendered by
 :func:`reliability_markdown`.
 
@@ -28,6 +29,7 @@ RELIABILITY = "reliability"
 # block -> figures of `make bench`, relative to the README
 BENCHMARKS = {"kd_paths": "results/benchmarks/kd_paths.json", "hosts": "results/benchmarks/hosts.json",
               "fast5": "results/benchmarks/fast5.json"}
+DEVIATIONS, PROFILE = "deviations", "params.yaml"  # the hosts' settings against their published ones
 
 
 def _pattern(name: str) -> re.Pattern:
@@ -131,6 +133,11 @@ def generated(root: Path = Path("."), reliability: Path | None = None) -> dict[s
     for name, source in BENCHMARKS.items():
         if (root / source).is_file():
             out[name] = RENDERERS[name](json.loads((root / source).read_text())) + "\n"
+    if (root / PROFILE).is_file():
+        from ..invert.deviations import deviations, deviations_markdown
+        from ..params import load
+
+        out[DEVIATIONS] = deviations_markdown(deviations(load(root / PROFILE))) + "\n"
     if reliability is not None and reliability.is_file():
         out[RELIABILITY] = reliability_markdown(json.loads(reliability.read_text())) + "\n"
     return out
