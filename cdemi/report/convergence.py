@@ -28,7 +28,8 @@ def _warmup(config: dict) -> int:
 
 def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
     """One row per run and epoch: ``name, cell, seed, epoch, kd_steps`` (KD steps taken so far) and
-    ``validation_accuracy``.
+    ``validation_accuracy``.  A run of a cell that takes fewer KD steps in all than the cell's longest
+    runs is a budget check: its cell is named with its total (``KD alone (2,000 KD steps)``).
 
     :param records: :func:`cdemi.report.runs.load_records` of the study's records.
     :param configs: run name -> its record's ``config``.
@@ -41,7 +42,15 @@ def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
             rows.append({"name": rec.name, "cell": cell_name(rec.host, rec.variant), "seed": rec.seed,
                          "epoch": r["epoch"], "kd_steps": max(0, r["epoch"] - warmup) * per_epoch,
                          "validation_accuracy": r["validation_accuracy"]})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    totals = out.groupby("name")["kd_steps"].transform("max")
+    longest = out.assign(total=totals).groupby("cell")["total"].transform("max")
+    shorter = totals < longest  # a budget check: the same cell run to fewer KD steps, its schedule ending sooner
+    out.loc[shorter, "cell"] = out.loc[shorter, "cell"] + totals[shorter].map(lambda t: f" ({t:,} KD steps)")
+    out["budget_check"] = shorter
+    return out
 
 
 def cell_name(host: str, variant: str) -> str:
@@ -68,7 +77,8 @@ def summary(records: pd.DataFrame, study_curves: pd.DataFrame, verdicts: dict[st
         plateau = convergence.plateau_epoch(mean.tolist())
         finals = group[group["epoch"] == group["epoch"].max()]["validation_accuracy"]
         tests = by_name.loc[names, "final"]
-        rows.append({"cell": cell, "seeds": len(names), "epochs": int(mean.index.max()),
+        rows.append({"cell": cell, "budget_check": bool(group["budget_check"].any()), "seeds": len(names),
+                     "epochs": int(mean.index.max()),
                      "kd_steps": int(steps.iloc[-1]),
                      "validation_final_mean": finals.mean(), "validation_final_std": finals.std(ddof=1),
                      "test_final_mean": tests.mean(), "test_final_std": tests.std(ddof=1),
@@ -78,9 +88,32 @@ def summary(records: pd.DataFrame, study_curves: pd.DataFrame, verdicts: dict[st
     return pd.DataFrame(rows).set_index("cell")
 
 
+def budget_checks(cells: pd.DataFrame, tolerance: float = convergence.TOLERANCE) -> pd.DataFrame:
+    """Each budget-check cell (``<cell> (<n> KD steps)``, see :func:`curves`) against its full-length
+    cell: final validation accuracy (means over seeds) of both, the difference (check minus full) and
+    ``enough``: whether the shorter budget, with its whole learning-rate schedule, ends within
+    ``tolerance`` points of the full one.  Empty when there is no budget check."""
+    rows = []
+    for cell, r in cells[cells["budget_check"]].iterrows():
+        base = cell.rsplit(" (", 1)[0]
+        if base not in cells.index:
+            continue
+        full = cells.loc[base]
+        diff = r["validation_final_mean"] - full["validation_final_mean"]
+        rows.append({"cell": base, "kd_steps": int(r["kd_steps"]), "seeds": int(r["seeds"]),
+                     "validation_final_mean": r["validation_final_mean"], "full_kd_steps": int(full["kd_steps"]),
+                     "full_validation_final_mean": full["validation_final_mean"], "difference": diff,
+                     "enough": abs(diff) <= tolerance})
+    return pd.DataFrame(rows, columns=["cell", "kd_steps", "seeds", "validation_final_mean", "full_kd_steps",
+                                       "full_validation_final_mean", "difference", "enough"])
+
+
 def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int) -> int | None:
-    """KD steps for the grid: the largest plateau over the cells, rounded up to whole epochs of
-    ``kd_steps_per_epoch``; None while any cell's mean curve has not converged."""
+    """KD steps for the grid: the largest plateau over the full-length cells (budget checks aside),
+    rounded up to whole epochs of ``kd_steps_per_epoch``; None while any of their mean curves has not
+    converged."""
+    if "budget_check" in cells:
+        cells = cells[~cells["budget_check"]]
     if not cells["mean_curve_converged"].all():
         return None
     return int(math.ceil(cells["plateau_kd_steps"].max() / kd_steps_per_epoch) * kd_steps_per_epoch)
@@ -106,9 +139,9 @@ def figure(study_curves: pd.DataFrame, chosen: int | None):
     return fig
 
 
-def findings(cells: pd.DataFrame, chosen: int | None) -> str:
-    """A few sentences on the study: each cell's plateau and spread, and the chosen budget (or why
-    there is none yet)."""
+def findings(cells: pd.DataFrame, chosen: int | None, checks: pd.DataFrame | None = None) -> str:
+    """A few sentences on the study: each cell's plateau and spread, the chosen budget (or why
+    there is none yet) and what the budget checks (:func:`budget_checks`) say."""
     lines = []
     for cell, r in cells.iterrows():
         where = (f"flattens after {r['plateau_kd_steps']} KD steps" if r["mean_curve_converged"]
@@ -122,6 +155,12 @@ def findings(cells: pd.DataFrame, chosen: int | None) -> str:
     else:
         lines.append(f"\nChosen budget for the grid: **{chosen} KD steps**, the largest plateau over these cells "
                      f"(rounded up to whole epochs).")
+    for r in ([] if checks is None else checks.itertuples()):
+        verdict = "is enough" if r.enough else "is not enough"
+        lines.append(f"- Budget check: **{r.cell}** run to {r.kd_steps:,} KD steps, with its whole learning-rate "
+                     f"schedule ({r.seeds} seed(s)), ends at {r.validation_final_mean:.2f}% on validation against "
+                     f"{r.full_validation_final_mean:.2f}% after {r.full_kd_steps:,} ({r.difference:+.2f} points): "
+                     f"that budget {verdict} by the 1-point rule.")
     return "\n".join(lines)
 
 
@@ -163,15 +202,17 @@ def discriminator_figure(d_curves: pd.DataFrame):
     return fig
 
 
-def costs(records: pd.DataFrame, configs: dict[str, dict], chosen: int | None) -> pd.DataFrame:
+def costs(records: pd.DataFrame, study_curves: pd.DataFrame, configs: dict[str, dict],
+          chosen: int | None) -> pd.DataFrame:
     """Per cell, the measured cost of its runs (mean over seeds): minutes of synthesis and of KD per run,
     KD seconds per KD step, synthesis seconds per synthesis, and the minutes one run would take at the
     ``chosen`` KD-step budget (its KD steps, plus one synthesis per epoch of the run's KD steps per
     epoch and per warm-up epoch; None without a budget).  Evaluation time is not counted.
 
-    :param configs: run name -> its record's ``config``.
+    :param study_curves: :func:`curves` (each run's cell); :param configs: run name -> its record's ``config``.
     """
     rows = []
+    cell_of = study_curves.groupby("name")["cell"].first()
     for rec in records.itertuples():
         config = configs[rec.name]
         warmup, per_epoch = _warmup(config), config["kd_steps"]
@@ -183,7 +224,7 @@ def costs(records: pd.DataFrame, configs: dict[str, dict], chosen: int | None) -
         if chosen is not None:
             syntheses = (math.ceil(chosen / per_epoch) + warmup) if per_synthesis > 0 else 0
             at_budget = (chosen * per_step + syntheses * per_synthesis) / 60
-        rows.append({"cell": cell_name(rec.host, rec.variant), "synthesis_min": rec.synthesis_min,
+        rows.append({"cell": cell_of[rec.name], "synthesis_min": rec.synthesis_min,
                      "kd_min": rec.kd_min, "kd_s_per_step": per_step, "synthesis_s_per_synthesis": per_synthesis,
                      "minutes_at_chosen_budget": at_budget})
     runs = pd.DataFrame(rows)

@@ -159,7 +159,9 @@ def test_the_study_report_draws_the_discriminators_held_out_accuracy_and_prices_
     assert d["d_held_out"].tolist() == [r["guidance"]["d_held_out"] for r in guided]
     assert d["d_held_out"].between(0, 1).all()
     assert convergence.discriminator_figure(d).axes[0].get_ylabel() == "D accuracy"
-    costs = convergence.costs(records, {n: r["config"] for n, r in raw.items()}, chosen=8)
+    configs = {n: r["config"] for n, r in raw.items()}
+    curves = convergence.curves(records, configs)
+    costs = convergence.costs(records, curves, configs, chosen=8)
     kd = costs.loc["KD alone"]
     assert kd["seeds"] == 2 and kd["synthesis_min"] == 0
     assert kd["kd_s_per_step"] == pytest.approx(sum(raw[f"kd_s{s}"]["kd_seconds"] / 10 for s in (0, 1)) / 2)
@@ -167,7 +169,7 @@ def test_the_study_report_draws_the_discriminators_held_out_accuracy_and_prices_
     fast = costs.loc["Fast + guidance"]  # 8 KD steps of 1 per epoch: 8 syntheses, plus the warm-up's
     assert fast["minutes_at_chosen_budget"] == pytest.approx((8 * fast["kd_s_per_step"] +
                                                               9 * fast["synthesis_s_per_synthesis"]) / 60)
-    assert convergence.costs(records, {n: r["config"] for n, r in raw.items()}, None)[
+    assert convergence.costs(records, curves, configs, None)[
         "minutes_at_chosen_budget"].isna().all()
 
 
@@ -180,3 +182,37 @@ def test_the_budget_is_the_largest_plateau_in_whole_epochs_and_none_while_a_cell
     assert chosen_budget(cells, 50) == 1750
     climbing = pd.DataFrame({"mean_curve_converged": [True, False], "plateau_kd_steps": [1000, None]})
     assert chosen_budget(climbing, 50) is None
+
+
+def test_a_shorter_run_of_a_cell_is_a_budget_check_judged_against_the_full_runs():
+    import pandas as pd
+
+    from cdemi.report import convergence
+
+    def config(epochs):
+        return {"teacher": "t.pt", "student": {"arch": "resnet18"}, "transfer": "c.pt", "epochs": epochs,
+                "kd_steps": 50, "seed": 0}
+
+    def run(name, accs):
+        return {"name": name, "host": "none", "variant": "kd-only", "seed": 0, "final": accs[-1],
+                "curve": [{"epoch": e + 1, "validation_accuracy": a} for e, a in enumerate(accs)]}
+
+    full = [50 + min(e, 10) for e in range(20)]  # flat at 60 from epoch 11
+    short_ok, short_low = [50 + min(e, 9) for e in range(10)], [40 + e for e in range(10)]
+    records = pd.DataFrame([run("full", full), run("ok", short_ok), run("low", short_low)])
+    configs = {"full": config(20), "ok": config(10), "low": config(10)}
+    curves = convergence.curves(records, configs)
+    assert set(curves["cell"]) == {"KD alone", "KD alone (500 KD steps)"}
+    assert curves.groupby("cell")["budget_check"].all().to_dict() == {"KD alone": False,
+                                                                       "KD alone (500 KD steps)": True}
+    verdicts = {n: convergence.convergence.verdict([r["validation_accuracy"] for r in c])
+                for n, c in zip(records["name"], records["curve"])}
+    cells = convergence.summary(records, curves, verdicts)
+    checks = convergence.budget_checks(cells)
+    row = checks.iloc[0]
+    assert (row["cell"], row["kd_steps"], row["seeds"], row["full_kd_steps"]) == ("KD alone", 500, 2, 1000)
+    assert row["difference"] == pytest.approx((59 + 49) / 2 - 60) and not row["enough"]
+    assert "that budget is not enough" in convergence.findings(cells, None, checks)
+    only_full = convergence.summary(records.iloc[:1], curves[curves["name"] == "full"], verdicts)
+    assert convergence.budget_checks(only_full).empty
+    assert convergence.chosen_budget(cells, 50) == convergence.chosen_budget(only_full, 50)  # checks aside
