@@ -1,7 +1,7 @@
 """The interleaved synthesis + KD loop of the paper, and plain KD on a fixed transfer set.
 
-Every epoch: the host (if any) synthesises one batch, which joins the pool; then the
-student takes ``kd_steps`` SGD steps.  Each step's loss is
+Every epoch (every ``synthesis_every``-th epoch): the host (if any) synthesises one batch, which
+joins the pool; then the student takes ``kd_steps`` SGD steps.  Each step's loss is
 ``KL_tau(T(x_pool) || S(x_pool))`` plus, with a transfer set (the condensed set) and
 ``mixing="two_term"``, ``KL_tau(T(x_c) || S(x_c))`` on a transfer batch (weight 1 each,
 the paper's two-term loss); ``mixing="concat"`` instead puts the transfer images into
@@ -97,6 +97,9 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
         raise ValueError("guidance steers an inversion host: give a host too")
     if host is None and transfer is None:
         raise ValueError("nothing to distil on: give an inversion host, a transfer set, or both")
+    if host is None and settings.synthesis_every != 1:
+        raise ValueError(f"synthesis_every is {settings.synthesis_every} but there is no host to synthesise: "
+                         f"give a host or leave synthesis_every at 1")
     if validation is not None and settings.curve_test_per_class is not None:
         raise ValueError(f"curve_test_per_class is {settings.curve_test_per_class} but a validation split was given: "
                          f"with one, the curve is measured on it and the test set is read once, at the end; "
@@ -168,7 +171,7 @@ def distill_student(teacher: torch.nn.Module, student: torch.nn.Module, test: Im
     for epoch in tqdm(range(start, settings.epochs), desc="distill", disable=not progress, initial=start,
                       total=settings.epochs, unit="epoch"):
         row = {"epoch": epoch + 1, "synthesis_seconds": 0.0, "kd_seconds": 0.0, "synthesised": 0}
-        if host is not None:
+        if host is not None and epoch % settings.synthesis_every == 0:
             t0 = time.perf_counter()
             try:  # float32 whatever the autocast: bf16 synthesis misses the BN statistics (see accel)
                 batch = host.synthesize(student, guidance)

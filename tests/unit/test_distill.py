@@ -76,6 +76,28 @@ def test_two_term_kd_steps_take_one_pool_batch_and_one_condensed_batch_of_equal_
     assert len(plain) == 2 * 3 and not any(bool(_members(x, transfer).any()) for x in plain)
 
 
+def test_synthesis_every_k_epochs_keeps_the_kd_steps_and_needs_a_host(digits_teacher, digits_train, digits_test):
+    from cdemi import params
+
+    host = DeepInversion(digits_teacher, digits_train.spec, batch_size=8, iterations=2, seed=0)
+    settings = FAST.model_copy(update={"epochs": 4, "kd_steps": 2, "synthesis_every": 2})
+    out = distill_student(digits_teacher, tiny_model(width=0.125), digits_test, settings, host=host, progress=False)
+    assert [r["synthesised"] for r in out["curve"]] == [8, 0, 8, 0] and out["images_synthesised"] == 16
+    assert all(r["kd_seconds"] > 0 for r in out["curve"])  # KD every epoch all the same
+    assert settings.digest() != FAST.model_copy(update={"epochs": 4, "kd_steps": 2}).digest()
+    from cdemi.resume import digest
+
+    earlier = {k: v for k, v in FAST.loop_settings().items() if k not in ("synthesis_every", "curve_test_per_class")}
+    assert FAST.digest() == digest(earlier)  # at its default the new field leaves earlier digests (and states) valid
+    with pytest.raises(ValueError, match="synthesis_every is 2 but there is no host"):
+        distill_student(digits_teacher, tiny_model(width=0.125), digits_test, settings,
+                        transfer=real_subset(digits_train, 1, seed=0).images, progress=False)
+    with pytest.raises(params.ParamsError, match="synthesis_every is 3 but the run has no host"):
+        params.validate({"profile": "smoke", "data": {"dataset": "digits"},
+                         "distill": {"r": {"teacher": "t.pt", "student": {"arch": "resnet18"}, "transfer": "c.pt",
+                                           "synthesis_every": 3}}})
+
+
 def test_resume_after_interruption_matches_an_uninterrupted_run(digits_teacher, digits_train, digits_test, tmp_path,
                                                                 tally):
     def run(state=None, die_at=None):
