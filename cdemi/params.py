@@ -435,7 +435,7 @@ class StudyRun(DistillRun):
     """One run of the convergence study (``study`` section): a :class:`DistillRun` whose per-epoch
     curve is read on a validation split of the training set and whose test set is read once, at
     its end (:func:`cdemi.distill.distill_student` with ``validation``).  Its record carries the
-    split and a ``convergence`` verdict (:mod:`cdemi.distill.convergence`).
+    split and a ``convergence`` verdict (:mod:`cdemi.convergence`).
 
     :param validation_per_class: validation images per class, drawn from the training set
         (:func:`cdemi.data.subsets.validation_split`; 500 -> 5,000 on Fashion-MNIST).
@@ -451,7 +451,7 @@ class StudyRun(DistillRun):
 
     @model_validator(mode="after")
     def _curve_on_validation(self) -> "StudyRun":
-        from .distill.convergence import min_epochs
+        from .convergence import min_epochs
 
         if self.curve_test_per_class is not None:
             raise ValueError(f"curve_test_per_class is {self.curve_test_per_class}: a study run measures its curve on "

@@ -7,7 +7,7 @@ and best test accuracy.  Reports are built from these records only.
 
 A ``study`` entry (:class:`cdemi.params.StudyRun`) runs the same way with its curve on a validation
 split of the training set and the test set read once, at its end; its record adds ``validation``
-(the split) and ``convergence`` (:func:`cdemi.distill.convergence.verdict` on that curve).
+(the split) and ``convergence`` (:func:`cdemi.convergence.verdict` on that curve).
 
 ``python -m cdemi.distill PARAMS RUN RECORD [--section study]`` runs one entry; under ``torchrun`` every rank runs it
 (see :mod:`cdemi.distill.loop`) and rank 0 alone writes the record and the samples.
@@ -30,7 +30,7 @@ from ..invert import HOSTS
 from ..models.checkpoint import load_classifier
 from ..params import StudyRun
 from ..resume import digest
-from . import convergence
+from .. import convergence
 from .loop import distill_student, process_shares
 
 RECORD_FORMAT = "cdemi-run-v1"

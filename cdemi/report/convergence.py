@@ -3,7 +3,7 @@
 Reads the ``study`` stage's run records (:func:`cdemi.report.runs.load_records`; each carries its
 ``validation`` split and ``convergence`` verdict).  A cell is a host and variant of one teacher ->
 student pair; its seeds are its runs.  The budget chosen for the grid is the largest plateau
-(:func:`cdemi.distill.convergence.plateau_epoch` of the cell's mean validation curve, in KD steps)
+(:func:`cdemi.convergence.plateau_epoch` of the cell's mean validation curve, in KD steps)
 over the cells, rounded up to whole epochs; it exists only when every cell has converged.
 Guided runs that hold condensed images out of the discriminator's training add D's held-out
 accuracy per synthesis (:func:`discriminator_curves`); every cell gets its measured cost
@@ -15,7 +15,7 @@ import math
 
 import pandas as pd
 
-from ..distill import convergence
+from .. import convergence
 from .labels import HOST_NAMES, KD_ONLY_HOST, VARIANT_NAMES
 
 

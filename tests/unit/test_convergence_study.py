@@ -7,7 +7,7 @@ import torch
 
 from cdemi.data.subsets import validation_split
 from cdemi.distill import DistillSettings, distill_student
-from cdemi.distill.convergence import plateau_epoch, verdict
+from cdemi.convergence import plateau_epoch, verdict
 
 from ..conftest import tiny_model
 
