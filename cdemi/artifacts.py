@@ -105,21 +105,42 @@ def atomic_torch_save(path: str | os.PathLike, obj: Any) -> str:
     return sha256_bytes(data)
 
 
+def _global_name(entry) -> str:
+    """The pickle name an allow-list entry admits: ``module.qualname``, or the name given with it."""
+    if isinstance(entry, tuple):
+        return entry[1]
+    return f"{entry.__module__}.{entry.__qualname__}"
+
+
 def safe_torch_load(path: str | os.PathLike, what: str = "file",
-                    fix: str = "Delete it and rerun the stage that produces it.") -> Any:
+                    fix: str = "Delete it and rerun the stage that produces it.", allowed_globals: tuple = ()) -> Any:
     """``torch.load(path, weights_only=True)`` with a clear error for bad files.
 
     :param what: what the file is, for the messages (``"teacher checkpoint"``).
     :param fix: the advice that ends the corrupt-file message.
+    :param allowed_globals: extra classes and functions the unpickler may use, beyond torch's own
+        (entries as :func:`torch.serialization.safe_globals` takes them: the object, or (object, the
+        name a file refers to it by)); nothing else is ever allowed.
     :raises FileNotFoundError: the file is missing.
-    :raises ValueError: the file is corrupt or needs arbitrary code to unpickle.
+    :raises ValueError: the file is corrupt, or it needs code outside the allowed set (named).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allowed_globals)):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for bad archives
+        try:  # reads the pickle's opcodes only: nothing in the file runs
+            asked = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # noqa: BLE001 - an unreadable archive: the damaged-file message below
+            asked = []
+        allowed = {_global_name(g) for g in allowed_globals}
+        refused = sorted(g for g in asked if g not in allowed)
+        if refused:
+            raise ValueError(
+                f"{what} {path} cannot be loaded safely: it needs code outside what may be unpickled "
+                f"({', '.join(refused)}), so it is not the file this reader expects. {fix}") from e
         raise ValueError(
             f"{what} {path} cannot be loaded safely (corrupt, truncated, or it needs arbitrary code "
             f"to unpickle): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. "

@@ -8,7 +8,9 @@
   are normalised, or ZCA-whitened when the run used ``--zca`` (then the whitening must be
   refitted on the real training set to undo it, see :class:`ZCA`).
 
-Every file is read with ``weights_only=True``; a file of another layout, dataset or resolution, a
+Every file is read with ``weights_only=True``; the VICO-UoE files keep their accuracies as numpy
+float64 scalars, so their reader allows exactly what unpickling numpy scalars and arrays needs
+(:func:`numpy_globals`), under numpy 1.x's module paths and 2.x's.  A file of another layout, dataset or resolution, a
 truncated file, one that needs code to unpickle, or one with non-finite pixels (a flipped exponent
 bit) fails with a :class:`FormatError` naming the file and what was expected.  These files carry no
 checksum of their own: pass ``sha256=`` (the digest of a download you trust, recorded in the set's
@@ -46,15 +48,34 @@ class FormatError(ValueError):
 _REFETCH = "Download the file again from its project's release (its copy here is damaged or another file)."
 
 
-def _load(path: str | Path, what: str, sha256: str | None):
+def numpy_globals() -> tuple:
+    """What unpickling numpy scalars and arrays needs (the VICO-UoE files keep their accuracies as numpy
+    float64): the scalar and array reconstructors under both numpy module layouts (``numpy.core``, as
+    numpy 1.x writes them, and ``numpy._core``, as numpy 2.x does), ``ndarray``, ``dtype`` and the dtype
+    classes of numpy's numeric and bool types.  Entries as :func:`cdemi.artifacts.safe_torch_load`
+    takes them."""
+    import numpy as np
+
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    dtypes = tuple(type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG")
+    layouts = tuple((fn, f"numpy.{core}.multiarray.{fn.__name__}") for fn in (multiarray.scalar, multiarray._reconstruct)
+                    for core in ("core", "_core"))
+    return (*layouts, np.ndarray, np.dtype, *dtypes)
+
+
+def _load(path: str | Path, what: str, sha256: str | None, allowed_globals: tuple = ()):
     """:returns: the file's object and its SHA-256 (hashed once, before unpickling);
-    :raises FormatError: the digest is not the pinned one, or the file is damaged."""
+    :raises FormatError: the digest is not the pinned one, or the file is damaged or needs code
+        outside ``allowed_globals`` (named)."""
     digest = sha256_file(path) if Path(path).is_file() else None  # a missing file: safe_torch_load says so
     if sha256 is not None and digest is not None and digest != sha256.lower():
         raise FormatError(f"{what} {path} has SHA-256 {digest}, the pinned download has {sha256.lower()}: "
                           f"a corrupt or different file. {_REFETCH}")
     try:
-        return safe_torch_load(path, what, fix=_REFETCH), digest
+        return safe_torch_load(path, what, fix=_REFETCH, allowed_globals=allowed_globals), digest
     except ValueError as e:
         raise FormatError(str(e)) from e
 
@@ -104,7 +125,7 @@ def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None,
             raise FormatError(f"{path.name}: expected res_<method>_<dataset>_<model>_<ipc>ipc.pt with dataset one of "
                               f"{', '.join(SOURCE_DATASETS)}; pass dataset= to read another name")
         dataset = SOURCE_DATASETS[m["dataset"]]
-    blob, digest = _load(path, "VICO-UoE result file", sha256)
+    blob, digest = _load(path, "VICO-UoE result file", sha256, numpy_globals())
     if not isinstance(blob, dict) or not isinstance(blob.get("data"), list):
         raise FormatError(f"{path}: expected a dict with key 'data' (a list of [images, labels] per experiment), "
                           f"got {type(blob).__name__} with keys {sorted(blob) if isinstance(blob, dict) else '-'}")
@@ -124,7 +145,25 @@ def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None,
     return _condensed(str(path), _denormalise(images, dataset), labels, dataset, (m["method"].lower() if m else "vico"),
                       ipc, {"source": "VICO-UoE DatasetCondensation", "source_file": path.name,
                             "source_sha256": digest, "experiment": experiment,
-                            "source_model": m["model"] if m else None})
+                            "source_model": m["model"] if m else None,
+                            "source_accuracies": _source_accuracies(blob.get("accs_all_exps"), path)})
+
+
+def _source_accuracies(accs, path) -> dict[str, list[float]]:
+    """The accuracies the file's own evaluation reported (``accs_all_exps``: evaluation model -> one
+    number per evaluation, fractions or percent as that code wrote them, numpy scalars or arrays),
+    as plain floats; empty when the file has none.  :raises FormatError: another layout."""
+    if accs is None:
+        return {}
+    if not isinstance(accs, dict):
+        raise FormatError(f"{path}: 'accs_all_exps' is a {type(accs).__name__}, expected a dict of model -> accuracies")
+    out = {}
+    for model, values in accs.items():
+        try:
+            out[str(model)] = [float(v) for v in torch.as_tensor(list(values), dtype=torch.float64).flatten()]
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise FormatError(f"{path}: 'accs_all_exps'[{model!r}] is not a list of numbers ({e})") from e
+    return out
 
 
 @dataclass

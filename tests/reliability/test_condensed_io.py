@@ -1,3 +1,6 @@
+import zipfile
+
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +122,51 @@ def _vico(tmp_path, dataset="FashionMNIST", shape=(1, 28, 28), classes=10):
     return f
 
 
+def _official_vico(tmp_path, numpy_layout: str):
+    """A res_*.pt as VICO-UoE's main.py / main_DM.py saves it: the normalised images and labels of each
+    experiment, and ``accs_all_exps`` holding, per evaluation model, the numpy float64 accuracies its
+    evaluation returns.  ``numpy_layout`` "2" pickles them as numpy 2.x does (``numpy._core``), "1" as
+    numpy 1.x did (``numpy.core``; the same pickle with the older module path)."""
+    x, y = _pixels(2)
+    f = tmp_path / "res_DM_FashionMNIST_ConvNet_2ipc.pt"
+    accs = {"ConvNet": [np.float64(0.8123), np.float64(0.8201)]}
+    torch.save({"data": [[_normalise(x, "fashion_mnist"), y]], "accs_all_exps": accs}, f)
+    if numpy_layout == "1":
+        old = f.with_suffix(".numpy2")
+        f.rename(old)
+        with zipfile.ZipFile(old) as zin, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zout:
+            for info in zin.infolist():
+                data = zin.read(info.filename)
+                if info.filename.endswith("data.pkl"):
+                    assert b"numpy._core.multiarray" in data
+                    data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+                zout.writestr(info, data)
+        assert "numpy.core.multiarray.scalar" in torch.serialization.get_unsafe_globals_in_checkpoint(f)
+    return f, x
+
+
+@pytest.mark.parametrize("numpy_layout", ["1", "2"])
+def test_an_official_vico_file_with_numpy_accuracies_loads_with_exactly_numpy_allowed(tmp_path, numpy_layout):
+    f, x = _official_vico(tmp_path, numpy_layout)
+    with pytest.raises(Exception, match="Weights only load failed"):  # torch's defaults alone refuse it
+        torch.load(f, weights_only=True)
+    cs = read_vico(f)
+    assert torch.allclose(cs.images, x, atol=1e-6) and cs.ipc == 2
+    assert cs.meta["source_accuracies"] == {"ConvNet": [0.8123, 0.8201]}
+
+
+def test_a_vico_file_that_needs_other_code_is_refused_naming_it(tmp_path, tally):
+    import fractions
+
+    x, y = _pixels(2)
+    f = tmp_path / "res_DM_FashionMNIST_ConvNet_2ipc.pt"
+    torch.save({"data": [[_normalise(x, "fashion_mnist"), y]],
+                "accs_all_exps": {"ConvNet": [fractions.Fraction(4, 5)]}}, f)
+    tally.bad_input(DAMAGED)
+    with pytest.raises(FormatError, match=r"needs code outside what may be unpickled \(fractions.Fraction\)"):
+        read_vico(f)
+
+
 def test_damaged_public_files_are_refused_with_the_fix(tmp_path, tally):
     """Truncation, a flipped exponent bit (NaN pixels), a pickle that needs code, and bytes that differ
     from a pinned download: each a FormatError naming the file; the file itself is left as it is."""
@@ -145,7 +193,7 @@ def test_damaged_public_files_are_refused_with_the_fix(tmp_path, tally):
 
     torch.save({"data": Payload()}, f)
     tally.bad_input(DAMAGED)
-    with pytest.raises(FormatError, match="cannot be loaded safely .*needs arbitrary code"):
+    with pytest.raises(FormatError, match=r"cannot be loaded safely: it needs code outside .*\(builtins.print\)"):
         read_vico(f)
 
     f.write_bytes(good)
