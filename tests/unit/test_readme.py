@@ -21,10 +21,14 @@ def test_refresh_replaces_only_the_blocks(tmp_path):
     for source in readme.BLOCKS.values():
         (tmp_path / source).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / source).write_text(f"| {source} |\n")
-    text = "intro\n<!-- begin:t1 -->\nold\n<!-- end:t1 -->\nmiddle\n<!-- begin:claims -->\n<!-- end:claims -->\nend\n"
+    text = "intro\n<!-- begin:t1 -->\nold\n<!-- end:t1 -->\nmiddle\n<!-- begin:claims -->\n<!-- end:claims -->\n"
+    others = [name for name in readme.BLOCKS if name not in ("t1", "claims")]
+    text += "".join(f"<!-- begin:{name} -->\n<!-- end:{name} -->\n" for name in others) + "end\n"
     out = readme.refreshed(text, tmp_path)
     assert out == ("intro\n<!-- begin:t1 -->\n| results/tables/t1_main.md |\n<!-- end:t1 -->\nmiddle\n"
-                   "<!-- begin:claims -->\n| results/claims.md |\n<!-- end:claims -->\nend\n")
+                   "<!-- begin:claims -->\n| results/claims.md |\n<!-- end:claims -->\n"
+                   + "".join(f"<!-- begin:{name} -->\n| {readme.BLOCKS[name]} |\n<!-- end:{name} -->\n" for name in others)
+                   + "end\n")
     with pytest.raises(KeyError, match="no block 't1'"):
         readme.refreshed("no blocks here\n", tmp_path)
 
@@ -41,7 +45,7 @@ def test_the_reliability_block_is_written_and_checked_from_the_counts_file(tmp_p
     (tmp_path / "README.md").write_text(text)
     counts = tmp_path / "counts.json"
     args = [str(tmp_path / "README.md"), "--reliability", str(counts)]
-    assert readme.stale(text, tmp_path, counts) == ["t1", "claims", "reliability"]  # no counts file yet
+    assert readme.stale(text, tmp_path, counts) == [*readme.BLOCKS, "reliability"]  # no counts file yet
     assert readme.main([*args, "--check"]) == 1 and (tmp_path / "README.md").read_text() == text
     assert readme.main(args) == 0  # without counts: the result blocks only
     assert readme.block((tmp_path / "README.md").read_text(), "reliability") == "old\n"
