@@ -421,14 +421,14 @@ class ClaimsParams(_Section):
     """How the claims report reads the records (see :mod:`cdemi.report.claims`).
 
     :param headline_method, headline_ipc: the condensed set of the main table.
-    :param single_seed_noise: points below which a single-seed difference is no finding; the one
-        value of this floor: the claims report and the guidance summary both get it from the profile
+    :param level: the two-sided level of the Welch t-test every comparison gets (default 0.05); the
+        one value of it: the claims report and the guidance summary both get it from the profile
         (``dvc.yaml`` passes it to their notebooks), no module keeps a copy.
     """
 
     headline_method: Literal["dm", "dsa", "mtt", "random_real"] = "dm"
     headline_ipc: int = Field(10, ge=1, le=1000)
-    single_seed_noise: float = Field(2.0, ge=0, le=100)
+    level: float = Field(0.05, gt=0, lt=0.5)
 
 
 class StudyRun(DistillRun):
@@ -472,8 +472,8 @@ class Profile(_Section):
     ``evaluate_condensed``: how condensed sets are evaluated; ``distill``: run name ->
     :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set); ``study``: run
     name -> :class:`StudyRun` (the convergence study, on a validation split);
-    ``claims``: :class:`ClaimsParams`; ``templates``: YAML anchors the entries share
-    (merged into them by the YAML loader, ``<<: *name``; not read by any stage).
+    ``claims``: :class:`ClaimsParams`; ``templates``: named groups of keys an entry takes with
+    ``use: name, ...`` (:func:`expand_templates`; never validated on their own).
     """
 
     profile: Literal["default", "paper", "smoke"]
@@ -536,10 +536,64 @@ def _explain(err: ValidationError, prefix: str = "") -> str:
     return "\n".join(lines)
 
 
+ENTRY_SECTIONS = ("distill", "study")  # the sections whose entries may take templates (their stages depend on them)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: a mapping under the same key in both is merged the same way,
+    anything else in ``over`` replaces ``base``'s value.  Neither argument is changed."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def expand_templates(raw: dict, source: str = "parameters") -> dict:
+    """Every entry's ``use: name, ...`` (or a YAML list of names) replaced by those ``templates``
+    merged in order (a later one over an earlier one, the entry's own keys over all of them,
+    mappings merged key by key, so ``student: {arch: wrn16_2}`` in an entry keeps the template's
+    ``width``).  A template may
+    itself ``use`` others.  Plain YAML, no anchors: DVC's ``-S`` rewrite round-trips it (it writes
+    lists in block style, hence the names as one string), and an override of a template key is
+    written into the entry, where it takes effect.
+
+    :returns: a new profile dict (``raw`` unchanged).
+    :raises ParamsError: an unknown template (naming the entry and the known ones), a template
+        that uses itself, or a ``use`` that is not a list of names.
+    """
+    templates = raw.get("templates") or {}
+
+    def resolve(where: str, entry, seen: tuple[str, ...] = ()) -> dict:
+        if not isinstance(entry, dict) or "use" not in entry:
+            return entry
+        names = entry["use"]
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ParamsError(f"{source}: {where}.use must name templates (use: loop, mnv2, fast), got {entry['use']!r}")
+        merged: dict = {}
+        for name in names:
+            if name not in templates:
+                raise ParamsError(f"{source}: {where}.use names template {name!r}, which is not under templates; "
+                                  f"known: {', '.join(sorted(templates)) or 'none'}")
+            if name in seen:
+                raise ParamsError(f"{source}: template {name!r} uses itself (through {' -> '.join(seen)})")
+            merged = _deep_merge(merged, resolve(f"templates.{name}", templates[name], (*seen, name)))
+        return _deep_merge(merged, {k: v for k, v in entry.items() if k != "use"})
+
+    out = dict(raw)
+    for section in ENTRY_SECTIONS:
+        if isinstance(raw.get(section), dict):
+            out[section] = {name: resolve(f"{section}.{name}", entry) for name, entry in raw[section].items()}
+    return out
+
+
 def validate(raw: dict, source: str = "parameters") -> Profile:
-    """Validate a profile given as a dict; :raises ParamsError: listing every problem."""
+    """Validate a profile given as a dict (its ``use`` templates expanded, :func:`expand_templates`);
+    :raises ParamsError: listing every problem."""
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = expand_templates(raw, source)
     try:
         return Profile.model_validate(raw)
     except ValidationError as e:

@@ -17,13 +17,7 @@ import pandas as pd
 
 from .. import convergence
 from .labels import HOST_NAMES, KD_ONLY_HOST, VARIANT_NAMES
-
-
-def _warmup(config: dict) -> int:
-    """Epochs without KD at the start of a run (the host's ``warmup``; 0 for KD alone)."""
-    from ..params import StudyRun
-
-    return StudyRun.model_validate(config).host_settings.get("warmup", 0)
+from .runs import warmup_epochs
 
 
 def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
@@ -37,7 +31,7 @@ def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
     rows = []
     for rec in records.itertuples():
         config = configs[rec.name]
-        warmup, per_epoch = _warmup(config), config["kd_steps"]
+        warmup, per_epoch = warmup_epochs(config), config["kd_steps"]
         for r in rec.curve:
             rows.append({"name": rec.name, "cell": cell_name(rec.host, rec.variant), "seed": rec.seed,
                          "epoch": r["epoch"], "kd_steps": max(0, r["epoch"] - warmup) * per_epoch,
@@ -215,7 +209,7 @@ def costs(records: pd.DataFrame, study_curves: pd.DataFrame, configs: dict[str, 
     cell_of = study_curves.groupby("name")["cell"].first()
     for rec in records.itertuples():
         config = configs[rec.name]
-        warmup, per_epoch = _warmup(config), config["kd_steps"]
+        warmup, per_epoch = warmup_epochs(config), config["kd_steps"]
         epochs = len(rec.curve)
         kd_steps = max(0, epochs - warmup) * per_epoch
         per_synthesis = rec.synthesis_min * 60 / epochs

@@ -6,6 +6,7 @@ paragraph; accuracies are in %, differences in points.  Nothing here computes a 
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable
 
@@ -96,30 +97,34 @@ def ablation_table(numbers: pd.DataFrame) -> str:
         return "No guided runs of this host and set in the records yet."
     d = numbers.xs("− default (points)", level="column")["mean"].iloc[1:]
     return ("Change against the default guidance: " + "; ".join(f"{k}: {v:+.2f}" for k, v in d.items())
-            + " points (one seed each; below the single-seed noise floor of the claims report a change is no finding).")
+            + " points (one seed each: a single-seed difference carries no verdict; the claims report tests only cells with seeds on both sides).")
 
 
-def _against_noise(d: float, noise: float) -> str:
-    """How a single-seed difference ``d`` (points) reads against the noise floor ``noise`` (points)."""
-    if abs(d) < noise:
-        return f"within the ±{noise:g}-point single-seed noise"
-    return "better" if d > 0 else "worse"
+def _tested(group: dict | None) -> str:
+    """A comparison group of :mod:`cdemi.report.claims` in words: its p-value and verdict, or why it has none."""
+    if group is None:
+        return "not compared"
+    if math.isnan(group["p"]) or group["verdict"] not in ("holds", "does not hold", "inconclusive"):
+        return group["verdict"]
+    return f"p = {group['p']:.3g}, {group['verdict']}"
 
 
-def guidance_variants(variants: pd.DataFrame, seeds: pd.DataFrame, noise: float) -> str:
-    """Per host with all three variants: guided against plain and naive, each difference read against
-    the single-seed floor ``noise`` (points, the profile's ``claims.single_seed_noise``), with the seeds.
+def guidance_variants(variants: pd.DataFrame, seeds: pd.DataFrame, versus: dict) -> str:
+    """Per host with all three variants: guided against plain and naive, each difference with its
+    Welch test and verdict (:func:`cdemi.report.claims.guided_against`), and the seeds.
 
     :param variants, seeds: :func:`cdemi.report.variants.variant_table` and :func:`~cdemi.report.variants.seed_counts`.
+    :param versus: ``{"plain": Evidence, "naive": Evidence}`` of :func:`~cdemi.report.claims.guided_against`.
     """
+    by_host = {other: {g["host"]: g for g in ev.groups} for other, ev in versus.items()}
     lines = []
     for host, row in variants.iterrows():
         if "guided − plain" not in variants or row.isna()[["guided − plain", "guided − naive"]].any():
             continue
-        vs_plain, vs_naive = row["guided − plain"], row["guided − naive"]
+        vs_plain, vs_naive = (by_host.get(other, {}).get(host) for other in ("plain", "naive"))
         lines.append(f"- **{host}**: guided {row['guided']:.2f}% vs plain {row['plain']:.2f}% "
-                     f"({vs_plain:+.2f}, {_against_noise(vs_plain, noise)}) and naive {row['naive']:.2f}% "
-                     f"({vs_naive:+.2f}, {_against_noise(vs_naive, noise)}); seeds: {seeds.loc[host, 'guided']} guided, "
+                     f"({row['guided − plain']:+.2f}, {_tested(vs_plain)}) and naive {row['naive']:.2f}% "
+                     f"({row['guided − naive']:+.2f}, {_tested(vs_naive)}); seeds: {seeds.loc[host, 'guided']} guided, "
                      f"{seeds.loc[host, 'naive']} naive, {seeds.loc[host, 'plain']} plain.")
     kd = variants["kd-only"].dropna() if "kd-only" in variants else []
     if len(kd):

@@ -28,6 +28,20 @@ def variant_label(record: dict) -> str:
     return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
 
 
+def warmup_epochs(config: dict) -> int:
+    """Epochs without KD at the start of a run: its host's ``warmup`` (the entry's ``host_params``
+    over the host's defaults; 0 for KD alone).  :param config: a run record's ``config``."""
+    from ..params import DistillRun, StudyRun
+
+    model = StudyRun if "validation_per_class" in config else DistillRun
+    return model.model_validate(config).host_settings.get("warmup", 0)
+
+
+def kd_steps_taken(config: dict) -> int:
+    """KD steps a run takes in all: ``kd_steps`` per epoch over the epochs after its warm-up."""
+    return max(0, config["epochs"] - warmup_epochs(config)) * config["kd_steps"]
+
+
 def locked_md5s(lock: str | Path) -> dict[Path, str]:
     """Every output and metric DVC recorded in ``lock`` (a ``dvc.lock``): resolved path -> MD5."""
     import yaml
@@ -41,7 +55,8 @@ def locked_md5s(lock: str | Path) -> dict[Path, str]:
 def load_records(records_dir: str | Path, dataset: str | None = None, lock: str | Path | None = None) -> pd.DataFrame:
     """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``dataset,
     teacher, student, transfer, transfer_method, transfer_ipc, teacher_path, transfer_path,
-    teacher_sha256, seed, final, best, synthesis_min, kd_min, images, peak_memory_mb`` plus
+    teacher_sha256, seed, final, best, kd_steps`` (:func:`kd_steps_taken`) ``, synthesis_min, kd_min, images,
+    peak_memory_mb`` plus
     the epoch means of the diagnostics, and ``curve`` (the per-epoch rows).
 
     :param dataset: keep only the runs on this dataset (None: all).
@@ -80,6 +95,7 @@ def load_records(records_dir: str | Path, dataset: str | None = None, lock: str 
                      "transfer": f"{transfer['method']} IPC {transfer['ipc']}" if transfer else "",
                      "transfer_method": transfer.get("method", ""), "transfer_ipc": transfer.get("ipc", 0),
                      "teacher_sha256": rec.get("teacher_sha256", ""), "seed": rec["seed"], "final": rec["final_accuracy"], "best": rec["best_accuracy"],
+                     "kd_steps": kd_steps_taken(config),
                      "synthesis_min": rec["synthesis_seconds"] / 60, "kd_min": rec["kd_seconds"] / 60,
                      "images": rec["images_synthesised"], "peak_memory_mb": rec["peak_memory_mb"],
                      **rec.get("diagnostics_mean", {}), "curve": rec["curve"]})

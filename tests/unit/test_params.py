@@ -28,11 +28,11 @@ def _default() -> dict:
     (lambda d: d["train"]["teacher"].update(learning_rate=0.1), "train.teacher.learning_rate", "Extra inputs"),
     (lambda d: d["runtime"].update(device="tpu"), "runtime.device", "should match pattern"),
     (lambda d: d["distill"]["fast_plain_mnv2_s0"].update(host="fsat"), "distill.fast_plain_mnv2_s0", "allowed: cmi, deepinversion"),
-    (lambda d: d["distill"]["fast_plain_mnv2_s0"]["host_params"].update(gsteps=2), "distill.fast_plain_mnv2_s0",
+    (lambda d: d["distill"]["fast_plain_mnv2_s0"].update(host_params={"gsteps": 2}), "distill.fast_plain_mnv2_s0",
      "host_params ['gsteps'] are not parameters of host 'fast'; allowed: adv, batch_size"),
     (lambda d: d["distill"]["kd_dm10_mnv2_s0"].update(transfer=None), "distill.kd_dm10_mnv2_s0", "a run needs an inversion host"),
     (lambda d: d["distill"]["fast_plain_mnv2_s0"].update(mixing="sum"), "distill.fast_plain_mnv2_s0.mixing", "'two_term' or 'concat'"),
-    (lambda d: d["distill"]["fast_plain_mnv2_s0"]["student"].update(arch="vit"), "distill.fast_plain_mnv2_s0.student.arch", "allowed: convnet"),
+    (lambda d: d["distill"]["fast_plain_mnv2_s0"].update(student={"arch": "vit"}), "distill.fast_plain_mnv2_s0.student.arch", "allowed: convnet"),
     (lambda d: d["condense"]["dm_ipc10"].update(method="kip"), "condense.dm_ipc10", "dm"),
     (lambda d: d["runtime"].update(threads=-1), "runtime.threads", "greater than or equal to 0"),
     (lambda d: d.update(profile="huge"), "profile", "'default', 'paper' or 'smoke'"),
@@ -71,3 +71,64 @@ def test_resolve_uses_smoke_values_or_the_named_entry():
     assert run.arch == "resnet34" and prof.profile == "default"
     with pytest.raises(params.ParamsError, match="no entry 'nope' under 'train'; known: mobilenetv2_scratch"):
         params.resolve(str(ROOT / "params.yaml"), "nope", "train", smoke)
+
+
+def test_templates_merge_in_order_and_entries_override_key_by_key():
+    raw = {"templates": {"a": {"epochs": 5, "student": {"arch": "resnet18", "width": 0.25}},
+                         "b": {"use": "a", "epochs": 7, "lr": 0.1}},
+           "distill": {"x": {"use": "b, a", "seed": 0}, "y": {"use": ["b"], "student": {"arch": "mobilenetv2"}},
+                       "z": {"seed": 1}}}
+    out = params.expand_templates(raw)
+    assert out["distill"]["x"] == {"epochs": 5, "student": {"arch": "resnet18", "width": 0.25}, "lr": 0.1, "seed": 0}
+    assert out["distill"]["y"] == {"epochs": 7, "student": {"arch": "mobilenetv2", "width": 0.25}, "lr": 0.1}
+    assert out["distill"]["z"] == {"seed": 1} and raw["distill"]["y"] == {"use": ["b"], "student": {"arch": "mobilenetv2"}}
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"templates": {"a": {}}, "distill": {"x": {"use": "a, loop"}}}, "distill.x.use names template 'loop'"),
+    ({"templates": {"a": {"use": "b"}, "b": {"use": "a"}}, "study": {"x": {"use": "a"}}}, "template 'a' uses itself"),
+    ({"templates": {"a": {}}, "distill": {"x": {"use": 3}}}, "distill.x.use must name templates"),
+])
+def test_bad_template_uses_are_named(raw, message):
+    with pytest.raises(params.ParamsError, match=message):
+        params.expand_templates(raw, "p.yaml")
+
+
+def test_only_distill_and_study_entries_take_templates():
+    raw = _default()
+    raw["train"]["teacher"]["use"] = "loop"
+    with pytest.raises(params.ParamsError, match="train.teacher.use"):
+        params.validate(raw)
+
+
+@pytest.mark.parametrize("path", ["params.yaml", "profiles/paper.yaml"])
+def test_dvcs_set_param_rewrite_keeps_the_profile_byte_for_byte(tmp_path, path):
+    """``dvc exp run -S`` rewrites the whole file through ruamel: with no anchors, block lists or long
+    flow lines, a no-op override leaves every byte (comments included) where it was."""
+    from dvc.utils.hydra import apply_overrides
+
+    copy = tmp_path / "params.yaml"
+    copy.write_text((ROOT / path).read_text())
+    run, entry = next(iter(params.load(copy).distill.items()))
+    apply_overrides(copy, [f"distill.{run}.seed={entry.seed}"])
+    assert copy.read_text() == (ROOT / path).read_text()
+
+
+def test_an_override_of_a_template_key_takes_effect_or_fails_naming_the_key(tmp_path):
+    """A key that comes from a template is written into the entry with ``++`` and wins there; without
+    ``++`` DVC refuses the override, naming the key, instead of dropping it."""
+    from dvc.exceptions import InvalidArgumentError
+    from dvc.utils.hydra import apply_overrides
+
+    copy = tmp_path / "params.yaml"
+    copy.write_text((ROOT / "params.yaml").read_text())
+    run = "fast_guided_dm10_r18_s0"
+    with pytest.raises(InvalidArgumentError) as err:
+        apply_overrides(copy, [f"distill.{run}.student.arch=wrn16_2"])
+    assert f"distill.{run}.student.arch" in str(err.value.__cause__)
+    assert copy.read_text() == (ROOT / "params.yaml").read_text()
+    apply_overrides(copy, [f"++distill.{run}.student.arch=wrn16_2", f"++distill.{run}.host_params.g_steps=3"])
+    entry, _ = params.resolve(str(copy), run, "distill", {})
+    before, _ = params.resolve(str(ROOT / "params.yaml"), run, "distill", {})
+    assert (entry.student.arch, entry.student.width) == ("wrn16_2", before.student.width)
+    assert entry.host_settings == {**before.host_settings, "g_steps": 3}

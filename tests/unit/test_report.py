@@ -91,12 +91,19 @@ def test_a_grid_table_is_saved_with_its_numbers(tmp_path):
     assert paths[0].read_bytes() == save_table(text, tmp_path / "alone")[0].read_bytes()
 
 
+def _config(host, variant, guidance):
+    """A committed record's config (Fast's guided run, or KD alone for host ``none``) made this variant's."""
+    base = json.loads((ROOT / "results/distill" / ("kd_dm10_mnv2_s0.json" if host == "none" else
+                                                   "fast_guided_dm10_mnv2_s0.json")).read_text())["config"]
+    return {**base, "variant": variant, "guidance": guidance, "transfer": None if variant == "plain" else base["transfer"]}
+
+
 def _run_record(name, host, variant, final, guidance=None, diagnostics=None):
     curve = [{"epoch": 1, "test_accuracy": final - 1, "guidance": {"d_acc_real": 0.6} if guidance is not None else {},
               "diagnostics": diagnostics or {}},
              {"epoch": 2, "test_accuracy": final, "diagnostics": diagnostics or {}}]
     return {"format": "cdemi-run-v1", "name": name, "host": host, "variant": variant, "seed": 0,
-            "config": {"guidance": guidance}, "transfer": {"method": "dm", "ipc": 10} if variant != "plain" else None,
+            "config": _config(host, variant, guidance), "transfer": {"method": "dm", "ipc": 10} if variant != "plain" else None,
             "final_accuracy": final, "best_accuracy": final, "synthesis_seconds": 60.0, "kd_seconds": 120.0,
             "images_synthesised": 256, "peak_memory_mb": 900.0, "curve": curve,
             "diagnostics_mean": {"teacher_accuracy": 90.0, **({"d_acc_real": 0.6} if guidance is not None else {})}}
