@@ -76,7 +76,8 @@ readme: $(STAMP)
 lab: data
 	$(BIN)/jupyter lab --notebook-dir=.
 
-# the executed reports as self-contained HTML (offline: images embedded, maths as MathML)
+# the executed reports as self-contained HTML (offline: images embedded, maths as MathML): a page without
+# code per report, its twin with code under reports/html/code/, and reports/html/index.html linking them all
 html: $(STAMP)
 	$(BIN)/python -m cdemi.tools.html reports reports/html
 

@@ -195,6 +195,36 @@ class RealRun(_CondenseBase):
 CondenseRun = Annotated[Union[DMRun, DSARun, MTTRun, RealRun], Field(discriminator="method")]
 
 
+class ImportRun(_CondenseBase):
+    """A public condensed-set file read as its own code writes it (``imports`` section, stage
+    ``import@<name>``; see :mod:`cdemi.data.public_formats`), then evaluated like a condensed set.
+
+    :param format: ``vico`` (a VICO-UoE DC / DSA / DM ``res_*.pt``) or ``mtt`` (MTT's output folder
+        holding ``images_best.pt`` and ``labels_best.pt``).
+    :param source: the file (``vico``) or the folder (``mtt``), a dependency of the stage.
+    :param sha256: the SHA-256 of the download you trust (the ``res_*.pt`` file, or MTT's
+        ``images_best.pt``): any other bytes are refused before anything is read.
+    :param ipc: images per class the file must hold (checked against it).
+    :param experiment: which of a ``vico`` file's experiments (0 = the first).
+    :param zca: ``mtt`` only: the run used ``--zca`` (the whitening is refitted on the training set to undo it).
+    """
+
+    method: Literal["import"] = "import"
+    format: Literal["vico", "mtt"]
+    source: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    experiment: int = Field(0, ge=0, le=1000)
+    zca: bool = False
+
+    @model_validator(mode="after")
+    def _format_settings(self) -> "ImportRun":
+        if self.format == "mtt" and self.experiment:
+            raise ValueError("experiment applies to vico files only (an MTT folder holds one set): remove it")
+        if self.format == "vico" and self.zca:
+            raise ValueError("zca applies to MTT folders only (VICO-UoE files are normalised, not whitened): remove it")
+        return self
+
+
 class EvaluateCondensed(_Section):
     """ConvNet-from-scratch evaluation of condensed sets (see :mod:`cdemi.condense.evaluate`)."""
 
@@ -469,6 +499,7 @@ class Profile(_Section):
     from scratch); ``kd_full``: run name -> :class:`TrainRun` distilled from its
     ``teacher`` on the whole training set; ``condense``: set name -> a condensation run
     (:class:`DMRun`, :class:`DSARun`, :class:`MTTRun`, :class:`RealRun` by ``method``);
+    ``imports``: set name -> :class:`ImportRun` (a public condensed-set file, pinned by SHA-256);
     ``evaluate_condensed``: how condensed sets are evaluated; ``distill``: run name ->
     :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set); ``study``: run
     name -> :class:`StudyRun` (the convergence study, on a validation split);
@@ -483,6 +514,7 @@ class Profile(_Section):
     train: dict[str, TrainRun] = {}
     kd_full: dict[str, TrainRun] = {}
     condense: dict[str, CondenseRun] = {}
+    imports: dict[str, ImportRun] = {}
     evaluate_condensed: EvaluateCondensed = EvaluateCondensed()
     distill: dict[str, DistillRun] = {}
     study: dict[str, StudyRun] = {}
@@ -503,7 +535,11 @@ class Profile(_Section):
         """Paths into a stage's output folder name an entry of that stage, and the claims' headline set
         (when the profile sets ``claims``) is one the profile condenses: a typo such as ``dm_ipc7.pt`` or
         ``headline_ipc: 7`` is refused here, not after the stages before it have run."""
-        produced = {MODELS_DIR: {**self.train, **self.kd_full}, CONDENSED_DIR: self.condense}
+        twice = sorted(set(self.condense) & set(self.imports))
+        if twice:
+            raise ValueError(f"condense and imports both name {', '.join(twice)}: each writes data/condensed/<name>.pt, "
+                             f"so rename one of them")
+        produced = {MODELS_DIR: {**self.train, **self.kd_full}, CONDENSED_DIR: {**self.condense, **self.imports}}
         uses = [(f"kd_full.{n}.teacher", r.teacher) for n, r in self.kd_full.items()]
         for section in ("distill", "study"):
             for n, r in getattr(self, section).items():
@@ -515,7 +551,7 @@ class Profile(_Section):
             folder, stem = Path(path).parent.as_posix(), Path(path).stem
             entries = produced.get(folder)
             if entries and stem not in entries:
-                section = "train or kd_full" if folder == MODELS_DIR else "condense"
+                section = "train or kd_full" if folder == MODELS_DIR else "condense or imports"
                 raise ValueError(f"{key}: {path} is not produced by any {section} entry of this profile; "
                                  f"entries: {', '.join(sorted(entries))}")
         sets = sorted({(r.method, r.ipc) for r in self.condense.values()})

@@ -2,6 +2,7 @@
 copies, compilation) of one process."""
 from __future__ import annotations
 
+import hashlib
 import platform
 import random
 from contextlib import nullcontext
@@ -145,18 +146,30 @@ def peak_memory_mb() -> float:
 
 
 def machine() -> dict[str, str]:
-    """What decides the CPU's rounding: the processor's name and the vector instruction set torch
-    dispatches to (``AVX2``, ``AVX512``, ...).  On the CPU a run is bitwise reproducible on machines that
-    agree on both; elsewhere the same seed gives other numbers (see :mod:`cdemi.tools.recheck`)."""
-    name = platform.processor() or platform.machine()
+    """What decides the CPU's rounding: the processor's name, its family / model / stepping, a digest
+    of the instruction-set flags it reports, and the vector instruction set torch dispatches to
+    (``AVX2``, ``AVX512``, ...).  Two machines that agree on all of them are one kind: on the CPU a
+    run is bitwise reproducible within a kind; elsewhere the same seed gives other numbers (see
+    :mod:`cdemi.tools.recheck`).  Virtual machines often report one generic name for several kinds
+    ("Intel(R) Xeon(R) Processor"), which is why the model and the flags are kept."""
+    info: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model", "stepping", "flags") and key not in info:
+                info[key] = value.strip()
+            if line.strip() == "" and info:
+                break  # the first processor's block is enough
     except OSError:
         pass
-    return {"cpu": name, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    out = {"cpu": info.get("model name") or platform.processor() or platform.machine(),
+           "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    if "model" in info:
+        out["cpu_model"] = f"family {info.get('cpu family', '?')} model {info['model']} stepping {info.get('stepping', '?')}"
+    if "flags" in info:
+        out["cpu_flags"] = hashlib.sha256(" ".join(sorted(info["flags"].split())).encode()).hexdigest()[:12]
+    return out
 
 
 def channels_last_safe(*models: torch.nn.Module) -> bool:

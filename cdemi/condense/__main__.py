@@ -1,4 +1,5 @@
-"""``python -m cdemi.condense PARAMS RUN OUT``: condense one ``condense`` entry of a profile.
+"""``python -m cdemi.condense PARAMS RUN OUT [--section imports]``: condense one ``condense`` entry of a
+profile, or import one ``imports`` entry (a public condensed-set file, read as its code writes it).
 
 As the condensation notebook's first step, without its evaluation (run that from the notebook or
 :func:`cdemi.condense.evaluate_entry`).  Under ``torchrun --nproc_per_node=N`` DM splits its
@@ -15,11 +16,12 @@ from .stage import condense_entry
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cdemi.condense", description=__doc__.splitlines()[0])
     parser.add_argument("params", help="profile file, e.g. params.yaml")
-    parser.add_argument("run", help="entry name under 'condense'")
+    parser.add_argument("run", help="entry name under the section")
+    parser.add_argument("--section", choices=("condense", "imports"), default="condense")
     parser.add_argument("out", help="condensed-set path (.pt; its record goes beside it as .json)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    config, profile = params.resolve(args.params, args.run, "condense", smoke={})
+    config, profile = params.resolve(args.params, args.run, args.section, smoke={})
     try:
         condense_entry(config, profile.data, profile.runtime, args.out, progress=not args.no_progress)
     finally:

@@ -20,6 +20,7 @@ from .. import data as datasets
 from .. import distributed
 from .. import runtime as rt
 from ..artifacts import record_path
+from ..data import public_formats
 from ..data.condensed import CondensedSet, load_condensed, save_condensed
 from ..data.subsets import real_subset
 from ..registry import Registry
@@ -67,6 +68,32 @@ def _real(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
 @CONDENSERS.register("kshot")
 def _kshot(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
     return real_subset(train, run.ipc, run.seed, "kshot")
+
+
+@CONDENSERS.register("import")
+def _import(train, run, state_dir: Path, progress: bool, device) -> CondensedSet:
+    """A public file (:class:`cdemi.params.ImportRun`) read by its format's reader, pinned by SHA-256,
+    checked against the entry's dataset and IPC; its method is the source's with the format appended
+    (``dm_vico``, ``mtt_public``), so that tables keep it apart from the sets condensed here."""
+    dataset = train.spec.name
+    if run.format == "vico":
+        name = public_formats.VICO_NAME.match(Path(run.source).name)
+        cs = public_formats.read_vico(run.source, run.experiment, sha256=run.sha256,
+                                      dataset=None if name and name["dataset"] in public_formats.SOURCE_DATASETS
+                                      else dataset)
+        method = f"{cs.method}_vico"
+    else:
+        folder = Path(run.source)
+        zca = public_formats.ZCA.fit(train.float_images()) if run.zca else None  # MTT fits it on [0, 1] images
+        cs = public_formats.read_mtt(folder / "images_best.pt", folder / "labels_best.pt", dataset, zca=zca,
+                                     sha256=run.sha256)
+        method = "mtt_public"
+    if cs.dataset != dataset:
+        raise ValueError(f"{run.source} condenses {cs.dataset}, this profile runs {dataset}: import it into a profile "
+                         f"of that dataset, or set the entry's dataset")
+    if cs.ipc != run.ipc:
+        raise ValueError(f"{run.source} holds {cs.ipc} images per class, the entry says ipc: {run.ipc}; set ipc: {cs.ipc}")
+    return CondensedSet(cs.images, cs.labels, cs.dataset, method, cs.ipc, {**cs.meta, "source_format": run.format})
 
 
 def condense_entry(run, data, runtime, out: str | Path, progress: bool = True) -> dict:

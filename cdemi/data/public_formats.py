@@ -38,7 +38,7 @@ SOURCE_NORMALISATION = {
     "cifar100": ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762)),
     "tiny_imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
-_VICO_NAME = re.compile(r"^res_(?P<method>[A-Za-z]+)_(?P<dataset>\w+?)_(?P<model>[A-Za-z0-9]+)_(?P<ipc>\d+)ipc\.pt$")
+VICO_NAME = re.compile(r"^res_(?P<method>[A-Za-z]+)_(?P<dataset>\w+?)_(?P<model>[A-Za-z0-9]+)_(?P<ipc>\d+)ipc\.pt$")
 
 
 class FormatError(ValueError):
@@ -119,7 +119,7 @@ def read_vico(path: str | Path, experiment: int = 0, dataset: str | None = None,
     :raises FormatError: the name, digest, layout, index, shapes, labels or pixels do not match.
     """
     path = Path(path)
-    m = _VICO_NAME.match(path.name)
+    m = VICO_NAME.match(path.name)
     if dataset is None:
         if not m or m["dataset"] not in SOURCE_DATASETS:
             raise FormatError(f"{path.name}: expected res_<method>_<dataset>_<model>_<ipc>ipc.pt with dataset one of "
@@ -164,6 +164,16 @@ def _source_accuracies(accs, path) -> dict[str, list[float]]:
         except (TypeError, ValueError, RuntimeError) as e:
             raise FormatError(f"{path}: 'accs_all_exps'[{model!r}] is not a list of numbers ({e})") from e
     return out
+
+
+def reported_accuracy(meta: dict) -> float | None:
+    """The mean of the accuracies a public file's own evaluation reported (``meta["source_accuracies"]``,
+    :func:`read_vico`), in percent (VICO-UoE's code stores fractions); None when it reported none."""
+    values = [v for vs in (meta.get("source_accuracies") or {}).values() for v in vs]
+    if not values:
+        return None
+    scale = 100.0 if max(abs(v) for v in values) <= 1.0 else 1.0
+    return scale * sum(values) / len(values)
 
 
 @dataclass

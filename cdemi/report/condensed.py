@@ -13,17 +13,19 @@ from pathlib import Path
 import pandas as pd
 
 from . import published
+from .labels import IMPORTED_SETS
 
 # a method that falls short of its published number by more than this many points is flagged
 SHORTFALL_POINTS = 3.0
-METHOD_ORDER = ["random_real", "kshot", "dm", "dsa", "mtt"]
+METHOD_ORDER = ["random_real", "kshot", "dm", "dsa", "mtt", *IMPORTED_SETS]
 
 
 def load_results(metrics_dir: str | Path, sets_dir: str | Path) -> pd.DataFrame:
     """One row per evaluated condensed set, joined from its metrics and its record.
 
     :returns: columns ``set, method, ipc, accuracy_mean, accuracy_std, runs, iterations,
-        condense_seconds, peak_memory_mb, eval_seconds``, sorted by method then IPC.
+        condense_seconds, peak_memory_mb, eval_seconds, source_reported`` (the accuracy an imported
+        file's own code reported, NaN for the others), sorted by method then IPC.
     :raises FileNotFoundError: no metrics, or a metrics file without its set's record.
     """
     rows = []
@@ -37,7 +39,8 @@ def load_results(metrics_dir: str | Path, sets_dir: str | Path) -> pd.DataFrame:
                      "runs": len(metrics["accuracies"]), "iterations": record.get("params", {}).get("iterations"),
                      "condense_seconds": record.get("wall_seconds", float("nan")),
                      "peak_memory_mb": record.get("peak_memory_mb", float("nan")),
-                     "eval_seconds": metrics.get("eval_seconds", float("nan"))})
+                     "eval_seconds": metrics.get("eval_seconds", float("nan")),
+                     "source_reported": metrics.get("source_reported_accuracy", float("nan"))})
     if not rows:
         raise FileNotFoundError(f"no condensed-set metrics under {metrics_dir}: run the condense stages first")
     table = pd.DataFrame(rows)
@@ -50,7 +53,8 @@ def accuracy_table(results: pd.DataFrame, dataset: str = "fashion_mnist") -> pd.
     """Ours beside the published ConvNet accuracies (DC, DSA) for the same IPC.
 
     ``vs published`` compares a method with its own published number where one exists
-    (on Fashion-MNIST: DSA) and flags a shortfall of more than :data:`SHORTFALL_POINTS`.
+    (on Fashion-MNIST: DSA) and flags a shortfall of more than :data:`SHORTFALL_POINTS`; with an
+    imported set, ``reported by its source`` gives the accuracy its file's own code reported.
     :returns: indexed by (method, IPC).
     """
     reference = published.CONDENSED_FASHION_MNIST if dataset == "fashion_mnist" else {}
@@ -58,6 +62,8 @@ def accuracy_table(results: pd.DataFrame, dataset: str = "fashion_mnist") -> pd.
     for r in results.itertuples():
         row = {"method": r.method, "IPC": r.ipc, "ours (%)": f"{r.accuracy_mean:.2f} ± {r.accuracy_std:.2f}",
                "runs": r.runs}
+        if results["source_reported"].notna().any():
+            row["reported by its source"] = r.source_reported
         for name, table in reference.items():
             row[f"published {name.upper()}"] = table.get(r.ipc)
         own = reference.get(r.method, {}).get(r.ipc)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .labels import ARCH_NAMES, HOST_NAMES, INVERSION_HOSTS, SET_NAMES, VARIANT_NAMES, pair_label
+from .labels import ARCH_NAMES, HOST_NAMES, IMPORTED_SETS, INVERSION_HOSTS, SET_NAMES, VARIANT_NAMES, pair_label
 
 
 def stats(values: pd.Series) -> dict:
@@ -151,7 +151,8 @@ def ipc_table(records: pd.DataFrame, hosts=("fast", "cmi"), method: str = "dm", 
     return text, long_cells(cells, ["row", "ipc"])
 
 
-T3_SETS = ("dsa", "dm", "mtt", "random_real")  # T3's rows: the paper's condensation methods, then real images
+# T3's rows: the paper's condensation methods, real images, then the sets imported from the methods' own code
+T3_SETS = ("dsa", "dm", "mtt", "random_real", *IMPORTED_SETS)
 
 
 def convnet_accuracies(condense_dir: str | Path, ipc: int, methods: tuple[str, ...] = T3_SETS) -> dict[str, float]:

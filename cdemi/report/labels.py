@@ -20,7 +20,11 @@ VARIANT_ORDER: tuple[str, ...] = tuple(VARIANTS)  # columns of every per-variant
 ARCH_NAMES = {"resnet34": "ResNet-34", "resnet18": "ResNet-18", "mobilenetv2": "MobileNetV2", "convnet": "ConvNet",
               "wrn": "WRN", "vgg11": "VGG-11"}
 VARIANT_NAMES = {"plain": "", "naive": " + CS (naive)", "guided": " + guidance", "guided-uncond": " + guidance (uncond. D)"}
-SET_NAMES = {"dm": "DM", "dsa": "DSA", "mtt": "MTT", "random_real": "random real", "kshot": "k-shot"}
+# sets read from public files (the imports section): the source's method and the format, apart from ours
+IMPORTED_SETS = ("dc_vico", "dsa_vico", "dm_vico", "mtt_public")
+SET_NAMES = {"dm": "DM", "dsa": "DSA", "mtt": "MTT", "random_real": "random real", "kshot": "k-shot",
+             "dc_vico": "DC (official code)", "dsa_vico": "DSA (official code)", "dm_vico": "DM (official code)",
+             "mtt_public": "MTT (official code)"}
 REAL_SUBSETS = ("random_real", "kshot")  # sets of real images: references, not condensation methods
 
 

@@ -15,7 +15,9 @@ Guarantees of every page written here:
   ``text/latex`` outputs is converted to MathML when the page is built; browsers draw MathML
   natively. TeX the converter cannot read is shown verbatim in a ``<code>`` element.
 
-Command line (the Makefile's ``html`` target)::
+For readers, :func:`export_folder` writes each report twice: without its code cells (tables, figures
+and text first; the page links its twin) and with them (under ``code/``), plus an ``index.html``
+linking every report.  Command line (the Makefile's ``html`` target)::
 
     python -m cdemi.tools.html reports reports/html
 """
@@ -194,41 +196,100 @@ def notebook_to_html(notebook: str | Path, dest: str | Path | None = None, exclu
     return html
 
 
-def export_folder(src: str | Path = "reports", dest: str | Path = DEFAULT_DEST, exclude_input: bool = False) -> list[Path]:
-    """Export every notebook under ``src`` to a mirror tree of pages under ``dest``.
+CODE_DIR = "code"  # the pages with their code cells, under the destination folder
 
-    ``src/a/b.ipynb`` becomes ``dest/a/b.html``; each page is written atomically and is
-    self-contained and offline (see the module docstring). Checkpoint folders
+
+def report_title(notebook: str | Path) -> str:
+    """The first heading of the notebook's first markdown cell (``# Claims report: ...``), else its file name."""
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#+\s+(.+)$", cell.source, flags=re.M)
+            if m:
+                return m.group(1).strip()
+    return Path(notebook).stem
+
+
+def _link_to_code(html: str, href: str) -> str:
+    """``html`` with a line under its first heading (or at the top of the body) linking its code page."""
+    soup = BeautifulSoup(html, "html.parser")
+    note = soup.new_tag("p", attrs={"class": "cdemi-code-link"})
+    note.append("Code cells are hidden on this page: ")
+    link = soup.new_tag("a", href=href)
+    link.string = "the same report with its code"
+    note.append(link)
+    note.append(".")
+    heading = soup.find(["h1", "h2"])
+    if heading is not None:
+        heading.insert_after(note)
+    else:
+        soup.body.insert(0, note)
+    return str(soup)
+
+
+def _index_page(entries: list[tuple[str, str, str, str]]) -> str:
+    """The index: one row per report (folder, title, reader page, code page), grouped by folder."""
+    rows, folder = [], None
+    for group, title, reader, code in entries:
+        if group != folder:
+            folder = group
+            rows.append(f'<tr><th colspan="2">{escape(group or "tables, figures and summaries")}</th></tr>')
+        rows.append(f'<tr><td><a href="{escape(reader)}">{escape(title)}</a></td>'
+                    f'<td><a href="{escape(code)}">with code</a></td></tr>')
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>cdemi reports</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}th{text-align:left;padding-top:1em}"
+            "td{padding:0.15em 1em 0.15em 0}</style></head><body><h1>cdemi reports</h1>"
+            "<p>Every executed notebook of the pipeline as a page of its tables, figures and text; each also with its "
+            "code.</p><table>" + "".join(rows) + "</table></body></html>\n")
+
+
+def export_folder(src: str | Path = "reports", dest: str | Path = DEFAULT_DEST) -> list[Path]:
+    """Export every notebook under ``src``: a reader page without code cells per notebook, a second page
+    with them, and an index linking all of them.
+
+    ``src/a/b.ipynb`` becomes ``dest/a/b.html`` (code cells hidden, a link to the code page under its
+    first heading) and ``dest/code/a/b.html`` (as executed, code included); ``dest/index.html`` lists
+    every report by its title (:func:`report_title`), grouped by folder.  Every page is written
+    atomically and is self-contained and offline (see the module docstring).  Checkpoint folders
     (``.ipynb_checkpoints``) and anything already under ``dest`` are skipped.
 
     :param src: the folder of executed notebooks. Default ``reports``.
     :param dest: the output folder. Default ``reports/html``.
-    :returns: the pages written, in sorted notebook order.
+    :returns: the reader pages written, in sorted notebook order, then the index.
     :raises FileNotFoundError: ``src`` is not a folder.
     """
     src, dest = Path(src), Path(dest)
     if not src.is_dir():
         raise FileNotFoundError(f"no notebook folder {src}")
-    written = []
+    written, entries = [], []
     for nb_path in sorted(src.rglob("*.ipynb")):
         rel = nb_path.relative_to(src)
         if ".ipynb_checkpoints" in rel.parts or nb_path.resolve().is_relative_to(dest.resolve()):
             continue
-        out = dest / rel.with_suffix(".html")
-        notebook_to_html(nb_path, out, exclude_input=exclude_input)
-        written.append(out)
-    return written
+        page, code_page = rel.with_suffix(".html"), Path(CODE_DIR) / rel.with_suffix(".html")
+        notebook_to_html(nb_path, dest / code_page)
+        up = "../" * (len(rel.parts) - 1)
+        reader = _link_to_code(notebook_to_html(nb_path, exclude_input=True), f"{up}{code_page.as_posix()}")
+        atomic_write_bytes(dest / page, reader.encode("utf-8"))
+        written.append(dest / page)
+        entries.append((rel.parent.as_posix() if len(rel.parts) > 1 else "", report_title(nb_path), page.as_posix(),
+                        code_page.as_posix()))
+    index = _index_page(sorted(entries, key=lambda e: (e[0] != "", e[0])))
+    if external_references(index):
+        raise ValueError(f"the index would fetch outside resources: {external_references(index)[:5]}")
+    atomic_write_bytes(dest / "index.html", index.encode("utf-8"))
+    return [*written, dest / "index.html"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m cdemi.tools.html [SRC] [DEST] [--no-input]``."""
+    """``python -m cdemi.tools.html [SRC] [DEST]``."""
     parser = argparse.ArgumentParser(prog="python -m cdemi.tools.html", description=__doc__.split("\n")[0])
     parser.add_argument("src", nargs="?", default="reports", help="folder of executed notebooks (default: reports)")
     parser.add_argument("dest", nargs="?", default=str(DEFAULT_DEST), help="output folder (default: reports/html)")
-    parser.add_argument("--no-input", action="store_true", help="leave the code cells' sources out")
     args = parser.parse_args(argv)
-    pages = export_folder(args.src, args.dest, exclude_input=args.no_input)
-    print(f"{len(pages)} self-contained HTML page(s) in {args.dest}")
+    pages = export_folder(args.src, args.dest)
+    print(f"{len(pages) - 1} report(s) as self-contained HTML in {args.dest} (code hidden; with code under "
+          f"{Path(args.dest) / CODE_DIR}), listed in {Path(args.dest) / 'index.html'}")
 
 
 if __name__ == "__main__":

@@ -209,14 +209,39 @@ def test_real_report_exports_and_renders(chromium, tmp_path):
     assert len(probe["tables"]) == n_tables and all(t["rows"] > 1 and t["h"] > 0 for t in probe["tables"])
 
 
-def test_folder_export_mirrors_the_tree(tmp_path, sample):
+def _input_areas(soup) -> list:
+    """The code cells' sources a page shows (nbconvert's lab template: ``jp-InputArea`` of a ``jp-CodeCell``)."""
+    return [c.find(class_="jp-InputArea") for c in soup.find_all(class_="jp-CodeCell") if c.find(class_="jp-InputArea")]
+
+
+def test_folder_export_writes_reader_pages_code_pages_and_an_index(chromium, tmp_path, sample):
     src, dest = tmp_path / "reports", tmp_path / "reports" / "html"
     (src / "train").mkdir(parents=True)
     shutil.copy(sample.with_suffix(".ipynb"), src / "summary.ipynb")
     shutil.copy(sample.with_suffix(".ipynb"), src / "train" / "teacher.ipynb")
     main([str(src), str(dest)])
-    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["summary.html", "train", "train/teacher.html"]
-    assert export_folder(src, dest) == [dest / "summary.html", dest / "train" / "teacher.html"]  # its own output skipped
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*.html")) == [
+        "code/summary.html", "code/train/teacher.html", "index.html", "summary.html", "train/teacher.html"]
+    assert export_folder(src, dest) == [dest / "summary.html", dest / "train" / "teacher.html", dest / "index.html"]
+
+    index = BeautifulSoup(_browse(chromium, dest / "index.html"), "html.parser")
+    _assert_self_contained((dest / "index.html").read_text(encoding="utf-8"))
+    links = [a["href"] for a in index.find_all("a")]
+    assert links == ["summary.html", "code/summary.html", "train/teacher.html", "code/train/teacher.html"]
+    assert all((dest / href).is_file() for href in links)
+    assert [a.get_text() for a in index.find_all("a")][0] == "Distillation loss"  # the report's own heading
+
+    for reader, code in ((dest / "summary.html", "code/summary.html"), (dest / "train/teacher.html",
+                                                                        "../code/train/teacher.html")):
+        html = reader.read_text(encoding="utf-8")
+        _assert_self_contained(html)
+        shown = BeautifulSoup(_browse(chromium, reader), "html.parser")
+        assert _input_areas(shown) == [] and "plot(); table" not in shown.get_text()  # no code cell shows
+        assert shown.find("img") is not None and shown.find("table") is not None and shown.find("math") is not None
+        assert shown.find("a", string="the same report with its code")["href"] == code
+        assert (reader.parent / code).is_file()
+    with_code = BeautifulSoup(_browse(chromium, dest / "code" / "summary.html"), "html.parser")
+    assert len(_input_areas(with_code)) == 1 and "plot(); table" in with_code.get_text()
 
 
 def test_every_maths_form_becomes_mathml(tmp_path):

@@ -248,3 +248,58 @@ def test_kshot_subsets_are_balanced_seeded_and_real(digits_train):
     assert len(set(idx.tolist())) == 50
     with pytest.raises(ValueError, match="fewer than k = 1000"):
         real_subset(digits_train, 1000, seed=0)
+
+
+def _import_run(f, **overrides):
+    from cdemi.artifacts import sha256_file
+    from cdemi.params import ImportRun
+
+    return ImportRun(**{"format": "vico", "source": str(f), "sha256": sha256_file(f), "ipc": 2, **overrides})
+
+
+def _profile_settings(fmnist_root):
+    from cdemi.params import DataParams, RuntimeParams
+
+    return DataParams(dataset="fashion_mnist", root=str(fmnist_root)), RuntimeParams(threads=1)
+
+
+def test_an_imports_entry_turns_an_official_file_into_a_pipeline_set(tmp_path, fmnist_root):
+    """The file as main_DM.py saves it becomes a set of the project's format: its own method name
+    (kept apart from the sets condensed here), the source's digest and reported accuracies in its meta."""
+    from cdemi.condense import condense_entry
+    from cdemi.data.public_formats import reported_accuracy
+
+    f, x = _official_vico(tmp_path, "2")
+    run = _import_run(f)
+    out = tmp_path / "sets" / "dm_vico_ipc2.pt"
+    record = condense_entry(run, *_profile_settings(fmnist_root), out, progress=False)
+    cs = load_condensed(out)
+    assert (record["method"], cs.method, cs.ipc, cs.dataset) == ("dm_vico", "dm_vico", 2, "fashion_mnist")
+    assert torch.allclose(cs.images, x, atol=1e-6)
+    assert cs.meta["source_sha256"] == run.sha256 and cs.meta["source_format"] == "vico"
+    assert reported_accuracy(cs.meta) == pytest.approx(100 * (0.8123 + 0.8201) / 2)
+
+
+def test_an_import_that_does_not_match_its_entry_stops_before_writing(tmp_path, fmnist_root, tally):
+    from cdemi.condense import condense_entry
+
+    f, _ = _official_vico(tmp_path, "2")
+    out = tmp_path / "sets" / "dm_vico_ipc2.pt"
+    tally.bad_input("public condensed-set file damaged, of another layout, or not the pinned download")
+    with pytest.raises(FormatError, match="the pinned download has"):
+        condense_entry(_import_run(f, sha256="0" * 64), *_profile_settings(fmnist_root), out, progress=False)
+    tally.bad_input("public condensed-set file damaged, of another layout, or not the pinned download")
+    with pytest.raises(ValueError, match="holds 2 images per class, the entry says ipc: 3; set ipc: 2"):
+        condense_entry(_import_run(f, ipc=3), *_profile_settings(fmnist_root), out, progress=False)
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+@pytest.mark.parametrize("overrides,message", [({"format": "mtt", "experiment": 1}, "experiment applies to vico"),
+                                               ({"zca": True}, "zca applies to MTT"),
+                                               ({"sha256": "abc"}, "sha256")])
+def test_import_settings_that_cannot_take_effect_are_refused(tmp_path, overrides, message):
+    from pydantic import ValidationError
+
+    f, _ = _official_vico(tmp_path, "2")
+    with pytest.raises(ValidationError, match=message):
+        _import_run(f, **overrides)

@@ -38,7 +38,7 @@ def _default() -> dict:
     (lambda d: d.update(profile="huge"), "profile", "'default', 'paper' or 'smoke'"),
     (lambda d: d["kd_full"]["resnet18_kd_full"].update(teacher=None), "kd_full.resnet18_kd_full.teacher", "required"),
     (lambda d: d["distill"]["kd_dm10_mnv2_s0"].update(transfer="data/condensed/dm_ipc7.pt"),
-     "distill.kd_dm10_mnv2_s0.transfer", "not produced by any condense entry of this profile; entries: dm_ipc1, "),
+     "distill.kd_dm10_mnv2_s0.transfer", "not produced by any condense or imports entry of this profile; entries: dm_ipc1, "),
     (lambda d: d["kd_full"]["resnet18_kd_full"].update(teacher="data/models/teachr.pt"),
      "kd_full.resnet18_kd_full.teacher", "not produced by any train or kd_full entry"),
     (lambda d: d.setdefault("claims", {}).update(headline_ipc=7), "claims.headline_method/headline_ipc",
@@ -132,3 +132,14 @@ def test_an_override_of_a_template_key_takes_effect_or_fails_naming_the_key(tmp_
     before, _ = params.resolve(str(ROOT / "params.yaml"), run, "distill", {})
     assert (entry.student.arch, entry.student.width) == ("wrn16_2", before.student.width)
     assert entry.host_settings == {**before.host_settings, "g_steps": 3}
+
+
+def test_an_imported_set_is_a_transfer_set_and_its_name_is_its_own():
+    raw = _default()
+    raw["imports"] = {"dm_vico_ipc10": {"format": "vico", "source": "data/public/res_DM_FashionMNIST_ConvNet_10ipc.pt",
+                                        "sha256": "a" * 64, "ipc": 10}}
+    raw["distill"]["kd_dm10_mnv2_s0"]["transfer"] = "data/condensed/dm_vico_ipc10.pt"
+    assert params.validate(raw).distill["kd_dm10_mnv2_s0"].transfer == "data/condensed/dm_vico_ipc10.pt"
+    raw["imports"]["dm_ipc10"] = raw["imports"]["dm_vico_ipc10"]
+    with pytest.raises(params.ParamsError, match="condense and imports both name dm_ipc10"):
+        params.validate(raw)

@@ -165,3 +165,24 @@ def test_teacher_autocast_reaches_kd_on_the_training_set(digits_teacher, digits_
                      teacher=digits_teacher, accel=rt.accelerate(params.RuntimeParams(amp="teacher"), CPU),
                      progress=False)
     assert seen and all(s == torch.float32 and t == torch.bfloat16 and o == torch.float32 for s, t, o in seen)
+
+
+def test_the_cpu_kind_names_the_model_and_the_flags(tmp_path, monkeypatch):
+    """Two virtual CPUs that share a generic name but not their model or flags are two kinds."""
+    from pathlib import Path
+
+    block = "processor\t: {i}\nmodel name\t: Intel(R) Xeon(R) Processor\ncpu family\t: 6\nmodel\t\t: {model}\n" \
+            "stepping\t: 1\nflags\t\t: {flags}\n\n"
+    cpuinfo = tmp_path / "cpuinfo"
+    real_read = Path.read_text
+
+    def kind(model, flags):
+        cpuinfo.write_text("".join(block.format(i=i, model=model, flags=flags) for i in range(2)))
+        monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: real_read(cpuinfo if str(self) == "/proc/cpuinfo"
+                                                                                  else self, *a, **k))
+        return rt.machine()
+
+    a = kind(143, "fpu sse avx512f amx_tile")
+    assert a["cpu"] == "Intel(R) Xeon(R) Processor" and a["cpu_model"] == "family 6 model 143 stepping 1"
+    assert a == kind(143, "amx_tile avx512f fpu sse")  # the order of the flags does not matter
+    assert a != kind(106, "fpu sse avx512f amx_tile") and a != kind(143, "fpu sse avx512f")
