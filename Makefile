@@ -1,6 +1,7 @@
 # The README's commands. Each bootstraps what it needs: a virtual environment with the
 # pinned packages, then the Fashion-MNIST data.
 #   make repro   the main job: the default profile's `dvc repro` (+ the reports as HTML)
+#   make regenerate  every distillation run again, through DVC's experiment queue (resumable)
 #   make test    every tier (unit, pipeline, reliability) + nbval over every notebook, then a check that the
 #                README's generated blocks are current; make test-quick: the unit tier alone
 #   make readme  the README's generated blocks (T1, claims, reliability counts) written from their sources
@@ -16,7 +17,7 @@ COUNTS := results/.reliability_counts.json
 export DVC_NO_ANALYTICS := 1
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: repro test test-quick readme data chromium html venv lab bench profile-paper
+.PHONY: repro regenerate test test-quick readme data chromium html venv lab bench profile-paper
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3.X"; exit 1; }
@@ -56,6 +57,11 @@ chromium:
 repro: data
 	$(BIN)/python -m cdemi.tools.repro
 	$(MAKE) --no-print-directory html
+
+# the full regeneration: every distill@ stage again through DVC's experiment queue, one worker per core
+# for one-thread runs, each result landed in the workspace as it finishes; resumable (README, "The main job")
+regenerate: data
+	$(BIN)/python -m cdemi.tools.regenerate --copy-paths $(FMNIST)
 
 # the suite writes its reliability counts to $(COUNTS), never into a tracked file; the last step
 # fails while a generated block of the README differs from its source (then: make readme)
