@@ -222,6 +222,8 @@ class ImportRun(_CondenseBase):
             raise ValueError("experiment applies to vico files only (an MTT folder holds one set): remove it")
         if self.format == "vico" and self.zca:
             raise ValueError("zca applies to MTT folders only (VICO-UoE files are normalised, not whitened): remove it")
+        if "seed" in self.model_fields_set:
+            raise ValueError("seed has no effect on an import (the file is read, nothing is drawn): remove it")
         return self
 
 
@@ -588,8 +590,7 @@ def expand_templates(raw: dict, source: str = "parameters") -> dict:
     """Every entry's ``use: name, ...`` (or a YAML list of names) replaced by those ``templates``
     merged in order (a later one over an earlier one, the entry's own keys over all of them,
     mappings merged key by key, so ``student: {arch: wrn16_2}`` in an entry keeps the template's
-    ``width``).  A template may
-    itself ``use`` others.  Plain YAML, no anchors: DVC's ``-S`` rewrite round-trips it (it writes
+    ``width``).  A template may itself ``use`` others.  Plain YAML, no anchors: DVC's ``-S`` rewrite round-trips it (it writes
     lists in block style, hence the names as one string), and an override of a template key is
     written into the entry, where it takes effect.
 

@@ -292,7 +292,7 @@ def shrink(section: str, entry: dict, per_class: int) -> dict:
 
 
 def test_shrink_keeps_what_a_run_is(profile):
-    raw = yaml.safe_load(PAPER.read_text())
+    raw = params.expand_templates(yaml.safe_load(PAPER.read_text()))  # the entries as the stages see them
     for name in ("cifar10_fast_guided-uncond_dm10_mnv2_s0", "tiny_imagenet_predfkd_guided_dm10_r18_s0",
                  "cifar100_fast_guided_dm10_mnv2_s0_w05", "cifar100_kd_k5_mnv2_s0"):
         small = params.validate({"profile": "paper", "distill": {name: shrink("distill", raw["distill"][name], 2)}})
@@ -326,7 +326,7 @@ def test_paper_entries_run_end_to_end_on_fake_releases(fake_root, monkeypatch, d
     # 1x1 stride-2 convolution with 4 or 8 input channels on 64x64 inputs (the shrunk ResNets' first
     # downsampling shortcut) corrupts the heap in this torch build (at 16 or more channels it does not).
     monkeypatch.chdir(fake_root)
-    raw = yaml.safe_load(PAPER.read_text())
+    raw = params.expand_templates(yaml.safe_load(PAPER.read_text()))  # the entries as the stages see them
     per_class = PER_CLASS[dataset][0]
     set_names, runs = E2E[dataset]
     small = params.validate({

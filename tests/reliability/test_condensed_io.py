@@ -296,7 +296,7 @@ def test_an_import_that_does_not_match_its_entry_stops_before_writing(tmp_path, 
 
 @pytest.mark.parametrize("overrides,message", [({"format": "mtt", "experiment": 1}, "experiment applies to vico"),
                                                ({"zca": True}, "zca applies to MTT"),
-                                               ({"sha256": "abc"}, "sha256")])
+                                               ({"sha256": "abc"}, "sha256"), ({"seed": 1}, "seed has no effect")])
 def test_import_settings_that_cannot_take_effect_are_refused(tmp_path, overrides, message):
     from pydantic import ValidationError
 

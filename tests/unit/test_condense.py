@@ -96,7 +96,7 @@ def test_convnet_trained_on_real_subset_beats_chance_by_far(digits_train, digits
 
 
 def test_registry_names_every_method():
-    assert CONDENSERS.names() == ["dm", "dsa", "kshot", "mtt", "random_real"]
+    assert CONDENSERS.names() == ["dm", "dsa", "import", "kshot", "mtt", "random_real"]
     with pytest.raises(KeyError, match="unknown condensation method 'kip'"):
         CONDENSERS.get("kip")
 
