@@ -46,7 +46,9 @@ def load_classifier(path: str | Path, arch: str | None = None, dataset: str | No
     for key, want, have in (("architecture", arch, record.get("arch")), ("dataset", dataset, record.get("dataset")),
                             ("num_classes", num_classes, record.get("arch_kwargs", {}).get("num_classes"))):
         if want is not None and want != have:
-            raise CheckpointError(f"checkpoint {path} has {key} {have!r}, expected {want!r}")
+            raise CheckpointError(f"checkpoint {path} has {key} {have!r}, expected {want!r}: use a checkpoint with "
+                                  f"{key} {want!r}, or expect the {key} this one has ({have!r}; for a run's teacher, "
+                                  f"its teacher_arch)")
     model = build(record["arch"], **record["arch_kwargs"])
     try:
         model.load_state_dict(state, strict=True)

@@ -105,8 +105,11 @@ def land(root: Path, stage: str, commit: str) -> list[str]:
         raise RuntimeError(f"experiment {commit[:7]} has no dvc.lock entry for {stage}: it did not run the stage")
     written = []
     for out in entry.get("outs", []):
-        files = _run(["git", "ls-tree", "-r", "--name-only", commit, "--", out["path"]], root).split("\n")
-        for path in filter(None, files):
+        files = [f for f in _run(["git", "ls-tree", "-r", "--name-only", commit, "--", out["path"]], root).split("\n") if f]
+        if not files:
+            raise RuntimeError(f"{stage}: output {out['path']} is not in experiment {commit[:7]}'s commit (an output "
+                               f"DVC caches instead of git): this job lands stages whose outputs are cache: false")
+        for path in files:
             blob = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=root, capture_output=True, check=True).stdout
             atomic_write_bytes(root / path, blob)
             written.append(path)

@@ -61,5 +61,6 @@ def test_an_override_that_cannot_take_effect_stops_naming_the_key(clone):
 def test_a_teacher_of_another_architecture_stops_the_run_before_any_work(clone):
     done = _exp_run(clone, f"++distill.{RUN}.teacher_arch=resnet18", *SHRINK)
     out = done.stdout + done.stderr
-    assert done.returncode != 0 and "architecture" in out and "resnet34" in out, out[-3000:]
+    assert done.returncode != 0, out[-3000:]
+    assert "has architecture 'resnet34', expected 'resnet18'" in out and "teacher_arch" in out, out[-3000:]
     assert not (clone / "results" / "distill" / f"{RUN}.state").exists()
