@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cdemi.tools import regenerate
+
 BIN = Path(sys.executable).parent
 DVC = str(BIN / "dvc")
 POLL_SECONDS = 120  # bound on waiting for the queue
@@ -123,13 +125,8 @@ def dvc(cwd: Path, *args: str, timeout: float = 120) -> str:
 
 
 def queue_status(repo: Path) -> dict[str, str]:
-    """{experiment name: status} from `dvc queue status` (rows: task, name, created HH:MM AM, status)."""
-    rows = {}
-    for line in dvc(repo, "queue", "status").splitlines():
-        cells = line.split()
-        if len(cells) >= 4 and cells[0] != "Task" and all(c in "0123456789abcdef" for c in cells[0]):
-            rows[cells[1]] = cells[-1]
-    return rows
+    """{experiment name: status} from `dvc queue status`, read as the regeneration job reads it."""
+    return regenerate.queue_status(repo)
 
 
 def processes_in(folder: Path) -> list[int]:
