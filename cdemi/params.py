@@ -278,13 +278,18 @@ VARIANTS = ("plain", "naive", "guided", "guided-uncond", "kd-only")
 _POSITIVE_HOST_PARAMS = ("batch_size", "g_steps", "iterations", "nz", "ngf")
 
 
-def _host_param_problem(name: str, value, default) -> str:
-    """Why ``value`` cannot be the host constructor's ``name`` (whose default is ``default``),
-    or an empty string: the type of the default (an int where it is an int, a number where it
-    is a float, a bool where it is a bool), finite and not negative; sizes, step counts and
-    learning rates above zero."""
+def _host_param_problem(name: str, value, default, annotation=None) -> str:
+    """Why ``value`` cannot be the host constructor's ``name`` (whose default is ``default`` and
+    type hint ``annotation``), or an empty string: the type of the default (an int where it is an
+    int, a number where it is a float, a bool where it is a bool; for a default of None, the type
+    its ``Optional[...]`` hint names), finite and not negative; sizes, step counts and learning
+    rates above zero."""
     import math
+    import typing
 
+    if default is None and annotation is not None:  # Optional[int] -> judged as an int default would be
+        kinds = [a for a in typing.get_args(annotation) if a is not type(None)]
+        default = kinds[0]() if len(kinds) == 1 and kinds[0] in (bool, int, float, str) else None
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if isinstance(default, bool):
         return "" if isinstance(value, bool) else "must be true or false"
@@ -413,14 +418,14 @@ class DistillRun(DistillSettings):
             return self._settle_variant("kd-only")
         if self.host not in HOSTS:
             raise ValueError(f"unknown inversion host {self.host!r}; allowed: {', '.join(HOSTS.names())}")
-        signature = inspect.signature(HOSTS.get(self.host).__init__).parameters
+        signature = inspect.signature(HOSTS.get(self.host).__init__, eval_str=True).parameters
         accepted = set(signature) - {"self", "teacher", "spec", "seed"}
         unknown = sorted(set(self.host_params) - accepted)
         if unknown:
             raise ValueError(f"host_params {unknown} are not parameters of host {self.host!r}; "
                              f"allowed: {', '.join(sorted(accepted))}")
         for name, value in self.host_params.items():
-            problem = _host_param_problem(name, value, signature[name].default)
+            problem = _host_param_problem(name, value, signature[name].default, signature[name].annotation)
             if problem:
                 raise ValueError(f"host_params.{name} of host {self.host!r} {problem} (got {value!r})")
         self._host_settings = {name: self.host_params.get(name, signature[name].default) for name in sorted(accepted)}
