@@ -2,9 +2,10 @@
 
 Reads the ``study`` stage's run records (:func:`cdemi.report.runs.load_records`; each carries its
 ``validation`` split and ``convergence`` verdict).  A cell is a host and variant of one teacher ->
-student pair; its seeds are its runs.  The budget chosen for the grid is the largest plateau
-(:func:`cdemi.convergence.plateau_epoch` of the cell's mean validation curve, in KD steps)
-over the cells, rounded up to whole epochs; it exists only when every cell has converged.
+student pair; its seeds are its runs.  The budget chosen for the grid (:func:`chosen_budget`) is the
+largest over the cells of the budget each settles at: the plateau
+(:func:`cdemi.convergence.plateau_epoch`) of its mean validation curve, or a halved schedule that
+ends within 1 point of the full one; it exists only when every cell has settled.
 Guided runs that hold condensed images out of the discriminator's training add D's held-out
 accuracy per synthesis (:func:`discriminator_curves`); every cell gets its measured cost
 (:func:`costs`).
@@ -102,15 +103,28 @@ def budget_checks(cells: pd.DataFrame, tolerance: float = convergence.TOLERANCE)
                                        "full_validation_final_mean", "difference", "enough"])
 
 
-def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int) -> int | None:
-    """KD steps for the grid: the largest plateau over the full-length cells (budget checks aside),
-    rounded up to whole epochs of ``kd_steps_per_epoch``; None while any of their mean curves has not
-    converged."""
+def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int, checks: pd.DataFrame | None = None) -> int | None:
+    """KD steps for the grid: the largest over the full-length cells (budget checks aside) of the budget
+    each settles at, rounded up to whole epochs of ``kd_steps_per_epoch``; None while any cell has not
+    settled.  A cell settles at the plateau of its mean validation curve, or, when sooner, at the budget
+    of a check (:func:`budget_checks`) that ends within the tolerance of the full runs while those run
+    at least twice as long: under a cosine schedule the last epochs gain while the learning rate
+    decays however long the run, so a halved schedule that lands where the full one does is the
+    budget's evidence even where the plateau rule cannot see a flat curve."""
     if "budget_check" in cells:
         cells = cells[~cells["budget_check"]]
-    if not cells["mean_curve_converged"].all():
+    settled = []
+    for cell, r in cells.iterrows():
+        options = [r["plateau_kd_steps"]] if r["mean_curve_converged"] else []
+        if checks is not None and len(checks):
+            mine = checks[(checks["cell"] == cell) & checks["enough"] & (checks["full_kd_steps"] >= 2 * checks["kd_steps"])]
+            options += mine["kd_steps"].tolist()
+        if not options:
+            return None
+        settled.append(min(options))
+    if not settled:
         return None
-    return int(math.ceil(cells["plateau_kd_steps"].max() / kd_steps_per_epoch) * kd_steps_per_epoch)
+    return int(math.ceil(max(settled) / kd_steps_per_epoch) * kd_steps_per_epoch)
 
 
 def figure(study_curves: pd.DataFrame, chosen: int | None):
@@ -145,10 +159,12 @@ def findings(cells: pd.DataFrame, chosen: int | None, checks: pd.DataFrame | Non
                      f"{r['test_final_mean']:.2f} ± {r['test_final_std']:.2f}%; {r['converged_seeds']} of "
                      f"{r['seeds']} runs converged by the rule.")
     if chosen is None:
-        lines.append("\nNo budget is chosen: at least one cell has not converged, so its runs must go further.")
+        lines.append("\nNo budget is chosen: at least one cell has neither a flat mean curve nor a halved schedule that "
+                     "ends within 1 point of its full one, so its runs must go further.")
     else:
-        lines.append(f"\nChosen budget for the grid: **{chosen} KD steps**, the largest plateau over these cells "
-                     f"(rounded up to whole epochs).")
+        lines.append(f"\nChosen budget for the grid: **{chosen} KD steps**, the largest over these cells of the budget "
+                     f"each settles at (its plateau, or a halved schedule that ends within 1 point of the full one), "
+                     f"rounded up to whole epochs.")
     for r in ([] if checks is None else checks.itertuples()):
         verdict = "is enough" if r.enough else "is not enough"
         lines.append(f"- Budget check: **{r.cell}** run to {r.kd_steps:,} KD steps, with its whole learning-rate "

@@ -180,8 +180,30 @@ def test_the_budget_is_the_largest_plateau_in_whole_epochs_and_none_while_a_cell
 
     cells = pd.DataFrame({"mean_curve_converged": [True, True], "plateau_kd_steps": [1000, 1730]})
     assert chosen_budget(cells, 50) == 1750
-    climbing = pd.DataFrame({"mean_curve_converged": [True, False], "plateau_kd_steps": [1000, None]})
+    climbing = pd.DataFrame({"mean_curve_converged": [True, False], "plateau_kd_steps": [1000, None]},
+                            index=["KD alone", "Fast"])
     assert chosen_budget(climbing, 50) is None
+
+
+def test_a_halved_schedule_that_lands_where_the_full_one_does_settles_a_climbing_cell():
+    import pandas as pd
+
+    from cdemi.report.convergence import chosen_budget
+
+    cells = pd.DataFrame({"mean_curve_converged": [True, False], "plateau_kd_steps": [3050, None]},
+                         index=["KD alone", "Fast"])
+
+    def checks(*rows):
+        return pd.DataFrame([{"cell": c, "kd_steps": k, "full_kd_steps": f, "enough": e} for c, k, f, e in rows])
+
+    assert chosen_budget(cells, 50, checks(("Fast", 8000, 16000, True))) == 8000
+    assert chosen_budget(cells, 50, checks(("Fast", 4000, 8000, False))) is None  # gained more than 1 point
+    assert chosen_budget(cells, 50, checks(("Fast", 6000, 8000, True))) is None  # not half the full schedule
+    assert chosen_budget(cells, 50, checks(("KD alone", 2000, 4000, True))) is None  # Fast still climbs
+    # both settle: KD alone at the sooner of its plateau and its check, the grid at the larger of the two cells
+    both = checks(("KD alone", 2000, 4000, True), ("Fast", 1000, 2000, True))
+    assert chosen_budget(cells, 50, both) == 2000
+    assert chosen_budget(cells, 50, checks(("KD alone", 1000, 4000, True), ("Fast", 4010, 8020, True))) == 4050
 
 
 def test_a_shorter_run_of_a_cell_is_a_budget_check_judged_against_the_full_runs():
