@@ -3,7 +3,8 @@
 #   make repro   the main job: the default profile's `dvc repro` (+ the reports as HTML)
 #   make regenerate  every distillation run again, through DVC's experiment queue (resumable)
 #   make test    every tier (unit, pipeline, reliability) + nbval over every notebook, then a check that the
-#                README's generated blocks are current; make test-quick: the unit tier alone
+#                README's generated blocks are current and (clean checkout) that dvc.lock matches the
+#                committed results; make test-quick: the unit tier alone
 #   make readme  the README's generated blocks (T1, claims, reliability counts) written from their sources
 #   make bench   KD paths and sharing, per-host synthesis / KD cost (today's path and the chosen one), the
 #                public Fast-5 configuration, its growth, the hot spots on this machine
@@ -69,6 +70,13 @@ test: data chromium
 	CDEMI_RELIABILITY_COUNTS=$(COUNTS) $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 	  -p no:cacheprovider
 	$(BIN)/python -m cdemi.tools.readme README.md --reliability $(COUNTS) --check
+	@# on a clean checkout, every committed result must be what dvc.lock records (a fresh clone's
+	@# `make repro` then reruns nothing); skipped while the working tree has uncommitted changes
+	@if [ -z "$$(git status --porcelain 2>/dev/null)" ]; then \
+	  $(BIN)/dvc status --quiet || { $(BIN)/dvc status; \
+	    echo "dvc.lock does not match the committed files of the stages above: rerun them (dvc repro -s STAGE) and commit"; exit 1; }; \
+	  echo "pipeline: dvc.lock matches the committed results"; \
+	else echo "pipeline status not checked: the working tree has uncommitted changes"; fi
 
 # the quick tier while working: the unit tests alone (tests/unit, marker `unit`), under 2 minutes
 test-quick: data
