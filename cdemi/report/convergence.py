@@ -135,10 +135,10 @@ def figure(study_curves: pd.DataFrame, chosen: int | None):
     fig, ax = plt.subplots(figsize=(7, 4))
     for cell, group in study_curves.groupby("cell", sort=False):
         by_step = group.groupby("kd_steps")["validation_accuracy"]
-        ax.plot(by_step.mean().index, by_step.mean().values, label=f"{cell} ({group['seed'].nunique()} seeds)")
+        ax.plot(by_step.mean().index, by_step.mean().values, label=f"{cell} ({_seeds(group['seed'].nunique())})")
         ax.fill_between(by_step.min().index, by_step.min().values, by_step.max().values, alpha=0.2)
     if chosen is not None:
-        ax.axvline(chosen, color="k", linestyle="--", linewidth=1, label=f"chosen budget: {chosen} KD steps")
+        ax.axvline(chosen, color="k", linestyle="--", linewidth=1, label=f"chosen budget: {chosen:,} KD steps")
     ax.set_xlabel("KD steps")
     ax.set_ylabel("validation accuracy (%)")
     ax.legend(fontsize=8, loc="lower right")
@@ -147,28 +147,38 @@ def figure(study_curves: pd.DataFrame, chosen: int | None):
     return fig
 
 
+def _seeds(n: int) -> str:
+    """``n`` seeds in words: "1 seed", "3 seeds"."""
+    return f"{int(n)} seed" + ("" if int(n) == 1 else "s")
+
+
+def _final(mean: float, std: float, seeds: int) -> str:
+    """A final accuracy in percent: ``mean ± std`` over several seeds, the mean alone for one."""
+    return f"{mean:.2f}%" if int(seeds) < 2 else f"{mean:.2f} ± {std:.2f}%"
+
+
 def findings(cells: pd.DataFrame, chosen: int | None, checks: pd.DataFrame | None = None) -> str:
-    """A few sentences on the study: each cell's plateau and spread, the chosen budget (or why
-    there is none yet) and what the budget checks (:func:`budget_checks`) say."""
+    """A few sentences on the study: each cell's plateau and spread (a cell of one seed has none),
+    the chosen budget (or why there is none yet) and what the budget checks (:func:`budget_checks`) say."""
     lines = []
     for cell, r in cells.iterrows():
-        where = (f"flattens after {r['plateau_kd_steps']} KD steps" if r["mean_curve_converged"]
-                 else f"has not flattened after {r['kd_steps']} KD steps")
-        lines.append(f"- **{cell}** ({r['seeds']} seeds): the mean validation curve {where}; at the end, validation "
-                     f"{r['validation_final_mean']:.2f} ± {r['validation_final_std']:.2f}%, test "
-                     f"{r['test_final_mean']:.2f} ± {r['test_final_std']:.2f}%; {r['converged_seeds']} of "
-                     f"{r['seeds']} runs converged by the rule.")
+        where = (f"flattens after {int(r['plateau_kd_steps']):,} KD steps" if r["mean_curve_converged"]
+                 else f"has not flattened after {int(r['kd_steps']):,} KD steps")
+        lines.append(f"- **{cell}** ({_seeds(r['seeds'])}): the mean validation curve {where}; at the end, validation "
+                     f"{_final(r['validation_final_mean'], r['validation_final_std'], r['seeds'])}, test "
+                     f"{_final(r['test_final_mean'], r['test_final_std'], r['seeds'])}; {r['converged_seeds']} of "
+                     f"{_seeds(r['seeds'])} converged by the rule.")
     if chosen is None:
         lines.append("\nNo budget is chosen: at least one cell has neither a flat mean curve nor a halved schedule that "
                      "ends within 1 point of its full one, so its runs must go further.")
     else:
-        lines.append(f"\nChosen budget for the grid: **{chosen} KD steps**, the largest over these cells of the budget "
+        lines.append(f"\nChosen budget for the grid: **{chosen:,} KD steps**, the largest over these cells of the budget "
                      f"each settles at (its plateau, or a halved schedule that ends within 1 point of the full one), "
                      f"rounded up to whole epochs.")
     for r in ([] if checks is None else checks.itertuples()):
         verdict = "is enough" if r.enough else "is not enough"
         lines.append(f"- Budget check: **{r.cell}** run to {r.kd_steps:,} KD steps, with its whole learning-rate "
-                     f"schedule ({r.seeds} seed(s)), ends at {r.validation_final_mean:.2f}% on validation against "
+                     f"schedule ({_seeds(r.seeds)}), ends at {r.validation_final_mean:.2f}% on validation against "
                      f"{r.full_validation_final_mean:.2f}% after {r.full_kd_steps:,} ({r.difference:+.2f} points): "
                      f"that budget {verdict} by the 1-point rule.")
     return "\n".join(lines)

@@ -234,7 +234,10 @@ def test_a_shorter_run_of_a_cell_is_a_budget_check_judged_against_the_full_runs(
     row = checks.iloc[0]
     assert (row["cell"], row["kd_steps"], row["seeds"], row["full_kd_steps"]) == ("KD alone", 500, 2, 1000)
     assert row["difference"] == pytest.approx((59 + 49) / 2 - 60) and not row["enough"]
-    assert "that budget is not enough" in convergence.findings(cells, None, checks)
+    text = convergence.findings(cells, None, checks)
+    assert "that budget is not enough" in text
+    # one seed has no spread: its cell reads "(1 seed)" and a bare mean, never "± nan"
+    assert "**KD alone** (1 seed)" in text and "(2 seeds)" in text and "nan" not in text
     only_full = convergence.summary(records.iloc[:1], curves[curves["name"] == "full"], verdicts)
     assert convergence.budget_checks(only_full).empty
     assert convergence.chosen_budget(cells, 50) == convergence.chosen_budget(only_full, 50)  # checks aside
