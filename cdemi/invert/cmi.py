@@ -23,7 +23,7 @@ oh 1 (0.5 in the CIFAR reproduction script), cr 0.8, cr_T 0.1 (0.1-0.2), head 25
 width d, nz 256, ngf 64, bank 40960 rows of which 4096 negatives per step; KD lr 0.1, tau 20.
 
 Deviations from the public code, and why (the settings a profile changes are listed, with their
-reasons or the probe they still lack, by :mod:`cdemi.invert.deviations`):
+reasons or the probe they still lack, by :mod:`cdemi.report.deviations`):
 - The public code optimises ``z`` with the generator's rate; ``lr_z`` is separate here and
   defaults to the same 1e-3, so the default is the published one.
 - Bank: the public one holds (local, global) feature pairs of 40960 images, samples 4096 of

@@ -6,7 +6,7 @@ Adam on the normalised pixels, projected back onto the valid pixel range [0, 1] 
 every step (as the ImageNet version of DeepInversion does).  Published CIFAR-10 values: batch 256, 2000 iterations,
 lr 0.05, bn 10, tv 2.5e-5, l2 0, jitter 2 pixels.  The optimised images are returned on
 the pixel scale, clipped to [0, 1].  These are the constructor's defaults; what the default profile
-changes, and why: :mod:`cdemi.invert.deviations`.
+changes, and why: :mod:`cdemi.report.deviations`.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ lr_g 5e-3/3e-3/2e-3; generator nz 256, ngf 64.  These are the constructor's defa
 The default profile runs Fast with bn 1, oh 1 (and lr_g 1e-2, lr_z 0.05, 10 steps): with the
 published weights the teacher assigned only 10-25% of the syntheses to their target class within
 the grid's budget (in the public code as here), about 60% with these.  Every setting the profile
-changes, with its reason or the probe it still lacks: :mod:`cdemi.invert.deviations`.
+changes, with its reason or the probe it still lacks: :mod:`cdemi.report.deviations`.
 """
 from __future__ import annotations
 

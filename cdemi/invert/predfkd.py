@@ -20,7 +20,7 @@ Published values (public code): oh 1, ie 5, a 0.1, adversarial weight 1, latent 
 steps; student L1 on logits, SGD 0.1 (momentum 0.9, wd 5e-4), cosine over 400 epochs.
 
 Deviations from the public code, and why (the settings a profile changes are listed, with their
-reasons or the probe they still lack, by :mod:`cdemi.invert.deviations`):
+reasons or the probe they still lack, by :mod:`cdemi.report.deviations`):
 - Entropy in nats (public: log10), so the term lies in [-ln K, 0] and the public ie 5 equals
   ie 5 / ln 10 = 2.17 here (ie 5 here is 11.5 there).  JS is the textbook one (batch mean, nats,
   in [0, ln 2]); the public helper clamps probabilities to [0.01, 0.99], takes KL(M || .) and

@@ -4,8 +4,9 @@ A block is the text between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``.  
 the result blocks to the generated file each shows (T1, the claims report and the convergence study's
 tables, committed with the pipeline's outputs); the ``kd_paths``, ``hosts`` and ``fast5`` blocks render the figures ``make bench``
 writes (:data:`BENCHMARKS`, each when its file exists); the ``deviations`` block lists the default
-profile's host settings that differ from the published ones (:mod:`cdemi.invert.deviations`); the ``reliability`` block shows the counts a whole, passing run of the test
-suite writes to a JSON file (``make test``; ``tests/reliability_tally.py``), rendered by
+profile's host settings that differ from the published ones and what the convergence study's probe
+pairs measured of them (:mod:`cdemi.report.deviations`); the ``reliability`` block shows the counts a
+whole, passing run of the test suite writes to a JSON file (``make test``; ``tests/reliability_tally.py``), rendered by
 :func:`reliability_markdown`.
 
 ``python -m cdemi.tools.readme [README.md] [--reliability COUNTS.json] [--check]`` rewrites every
@@ -32,6 +33,7 @@ RELIABILITY = "reliability"
 BENCHMARKS = {"kd_paths": "results/benchmarks/kd_paths.json", "hosts": "results/benchmarks/hosts.json",
               "fast5": "results/benchmarks/fast5.json"}
 DEVIATIONS, PROFILE = "deviations", "params.yaml"  # the hosts' settings against their published ones
+STUDY_RECORDS = "results/study"  # the convergence study's records: the probes of those settings
 
 
 def _pattern(name: str) -> re.Pattern:
@@ -136,10 +138,11 @@ def generated(root: Path = Path("."), reliability: Path | None = None) -> dict[s
         if (root / source).is_file():
             out[name] = RENDERERS[name](json.loads((root / source).read_text())) + "\n"
     if (root / PROFILE).is_file():
-        from ..invert.deviations import deviations, deviations_markdown
         from ..params import load
+        from ..report.deviations import deviations, deviations_markdown, read_study_records
 
-        out[DEVIATIONS] = deviations_markdown(deviations(load(root / PROFILE))) + "\n"
+        records = read_study_records(root / STUDY_RECORDS)
+        out[DEVIATIONS] = deviations_markdown(deviations(load(root / PROFILE), records)) + "\n"
     if reliability is not None and reliability.is_file():
         out[RELIABILITY] = reliability_markdown(json.loads(reliability.read_text())) + "\n"
     return out

@@ -1,10 +1,11 @@
 """The table of host settings that differ from the published ones (README, "Deviations from the public code")."""
+import json
 from pathlib import Path
 
 import pytest
 
 from cdemi import params
-from cdemi.invert import deviations as dev
+from cdemi.report import deviations as dev
 
 ROOT = Path(__file__).parents[2]
 
@@ -37,12 +38,56 @@ def test_only_settings_away_from_the_published_ones_are_listed_each_with_a_reaso
     by_setting = {r["setting"]: r for r in rows}
     assert set(by_setting) == {"bn", "ngf", "adv"}  # g_steps 5 is published; bn_statistics is not a setting
     assert by_setting["bn"]["reason"] == dev.REASONS[("fast", "bn")] and by_setting["bn"]["public"] == 10.0
-    assert by_setting["adv"]["reason"] == dev.NOT_PROBED  # nothing measured: it says so
-    assert dev.NOT_PROBED in by_setting["ngf"]["reason"]
+    assert by_setting["adv"]["reason"] == "not stated" and by_setting["ngf"]["reason"] == "two CPU cores"
+    assert {r["probe"] for r in rows} == {dev.NOT_PROBED}  # no study records: nothing measured, and it says so
     steps = dev.deviations(_profile({"g_steps": 20}, host="cmi"))
-    assert steps[0]["reason"].startswith("two CPU cores: 10x fewer steps per synthesis")
+    assert steps[0]["reason"] == "two CPU cores: 10x fewer steps per synthesis than published"
     table = dev.deviations_markdown(rows)
-    assert table.splitlines()[0] == "| host | setting | public | ours | why |" and len(table.splitlines()) == 5
+    assert table.splitlines()[0] == "| host | setting | public | ours | why | probe on the validation split |"
+    assert len(table.splitlines()) == 5
+
+
+def _record(name: str, host_params: dict, validation: float, epochs: int = 41, seed: int = 0) -> dict:
+    """A study record shaped as cdemi.distill writes one: ``config`` is the run's ``model_dump()`` through
+    JSON (only the fields a probe reads)."""
+    config = {"teacher": "t.pt", "student": {"arch": "resnet18"}, "host": "fast", "host_params": host_params,
+              "seed": seed, "epochs": epochs, "kd_steps": 50, "validation_per_class": 500, "validation_seed": 0}
+    config = json.loads(json.dumps(params.StudyRun.model_validate(config).model_dump()))
+    return {"format": "cdemi-run-v1", "name": name, "host": "fast", "variant": "plain", "seed": seed,
+            "config": config, "validation_accuracy": validation, "final_accuracy": validation - 1}
+
+
+def test_a_pair_of_study_runs_at_the_public_and_the_profiles_value_settles_the_row():
+    ours = {"bn": 1.0, "oh": 1.0, "warmup": 1}
+    public = {"bn": 10.0, "oh": 0.5, "warmup": 20}
+    profile = _profile(ours)
+    # the public side warms up 19 epochs longer, so 19 more epochs give it the same 2,000 KD steps
+    records = [_record("ours_s0", ours, 88.0), _record("public_s0", public, 88.5, epochs=60),
+               _record("ours_s1", ours, 87.0, seed=1), _record("public_s1", public, 86.9, epochs=60, seed=1),
+               _record("ours_short", ours, 80.0, epochs=21)]  # another budget: no partner, no pair
+    pairs = dev.probes(records)
+    assert sorted((p["a"], p["b"]) for p in pairs) == [("ours_s0", "public_s0"), ("ours_s1", "public_s1")]
+    assert {p["kd_steps"] for p in pairs} == {2000}
+    rows = {r["setting"]: r for r in dev.deviations(profile, records)}
+    assert set(rows) == {"bn", "oh", "warmup"}
+    assert rows["bn"]["probe"] == ("validation after 2,000 KD steps, 2 runs each (seeds 0, 1): public 87.70%, "
+                                   "ours 87.50% (-0.20); kept: within 1 point of the public value or above it "
+                                   "(probed together with oh, warmup)")
+    behind = [_record("ours_s0", ours, 86.0), _record("public_s0", public, 88.5, epochs=60)]
+    verdict = {r["setting"]: r["probe"] for r in dev.deviations(profile, behind)}["oh"]
+    assert "not justified: the public value leads by 2.50 points, so the profile should run it" in verdict
+    # a pair that differs in anything but the host's settings and epochs is no probe (here: the seed)
+    assert dev.probes([_record("ours_s0", ours, 88.0), _record("public_s1", public, 88.5, epochs=60, seed=1)]) == []
+
+
+def test_study_records_are_read_as_the_study_writes_them_and_a_bad_file_is_named(tmp_path):
+    study = ROOT / "results" / "study"
+    records = dev.read_study_records(study)
+    assert len(records) == len(list(study.glob("*.json"))) > 0
+    assert dev.read_study_records(tmp_path / "absent") == []
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="broken.json is not valid JSON"):
+        dev.read_study_records(tmp_path)
 
 
 def test_every_reason_explains_a_setting_the_default_profile_really_changes():
