@@ -241,3 +241,33 @@ def test_a_shorter_run_of_a_cell_is_a_budget_check_judged_against_the_full_runs(
     only_full = convergence.summary(records.iloc[:1], curves[curves["name"] == "full"], verdicts)
     assert convergence.budget_checks(only_full).empty
     assert convergence.chosen_budget(cells, 50) == convergence.chosen_budget(only_full, 50)  # checks aside
+
+
+def test_a_cells_runs_are_listed_by_their_kd_steps_and_tabulated_budget_by_budget():
+    import pandas as pd
+
+    from cdemi.report import convergence
+
+    def run(name, epochs, seed=0):
+        accs = [50 + min(e, 5) + epochs / 10 + seed for e in range(epochs)]  # flat end, higher for longer runs
+        return {"name": name, "host": "none", "variant": "kd-only", "seed": seed, "final": accs[-1],
+                "curve": [{"epoch": e + 1, "validation_accuracy": a} for e, a in enumerate(accs)]}
+
+    def cells_of(runs):
+        records = pd.DataFrame([run(*r) for r in runs])
+        configs = {r[0]: {"teacher": "t.pt", "student": {"arch": "resnet18"}, "transfer": "c.pt", "epochs": r[1],
+                          "kd_steps": 50, "seed": r[2] if len(r) > 2 else 0} for r in runs}
+        verdicts = {n: convergence.convergence.verdict([r["validation_accuracy"] for r in c])
+                    for n, c in zip(records["name"], records["curve"])}
+        return convergence.summary(records, convergence.curves(records, configs), verdicts)
+
+    # "(1,000 KD steps)" sorts before "(500 KD steps)" as text
+    cells = cells_of([("a_full", 40), ("b_1000", 20), ("c_500", 10)])
+    assert list(cells.index) == ["KD alone (500 KD steps)", "KD alone (1,000 KD steps)", "KD alone"]
+    assert list(cells["kd_steps"]) == [500, 1000, 2000]
+    # one row per cell, one column per budget, each entry with its spread where it has one and its seed count
+    budgets = convergence.equal_budgets(cells)
+    assert list(budgets.index) == ["KD alone"] and list(budgets.columns) == ["500", "1,000", "2,000"]
+    assert budgets.loc["KD alone"].tolist() == ["56.00 (1)", "57.00 (1)", "59.00 (1)"]
+    two_seeds = convergence.equal_budgets(cells_of([("a_full", 40), ("a_full_s1", 40, 1), ("c_500", 10)]))
+    assert two_seeds.loc["KD alone"].tolist() == ["56.00 (1)", "59.50 ± 0.71 (2)"]
