@@ -143,7 +143,9 @@ def test_the_study_report_counts_kd_steps_verdicts_and_the_budget(study_records)
         assert chosen % 4 == 0 and chosen >= row["plateau_kd_steps"]
     else:
         assert chosen is None and "No budget is chosen" in convergence.findings(cells, chosen)
-    assert convergence.figure(curves, chosen).axes[0].get_xlabel() == "KD steps"
+    fig = convergence.figure(curves, chosen)
+    assert [ax.get_title() for ax in fig.axes] == list(dict.fromkeys(curves["cell"].map(convergence.base_cell)))
+    assert fig.axes[0].get_xlabel() == "KD steps"
 
 
 def test_the_study_report_draws_the_discriminators_held_out_accuracy_and_prices_each_cell(study_records):
@@ -253,18 +255,27 @@ def test_a_cells_runs_are_listed_by_their_kd_steps_and_tabulated_budget_by_budge
         return {"name": name, "host": "none", "variant": "kd-only", "seed": seed, "final": accs[-1],
                 "curve": [{"epoch": e + 1, "validation_accuracy": a} for e, a in enumerate(accs)]}
 
-    def cells_of(runs):
+    def study(runs):
         records = pd.DataFrame([run(*r) for r in runs])
         configs = {r[0]: {"teacher": "t.pt", "student": {"arch": "resnet18"}, "transfer": "c.pt", "epochs": r[1],
                           "kd_steps": 50, "seed": r[2] if len(r) > 2 else 0} for r in runs}
         verdicts = {n: convergence.convergence.verdict([r["validation_accuracy"] for r in c])
                     for n, c in zip(records["name"], records["curve"])}
-        return convergence.summary(records, convergence.curves(records, configs), verdicts)
+        curves = convergence.curves(records, configs)
+        return curves, convergence.summary(records, curves, verdicts)
+
+    def cells_of(runs):
+        return study(runs)[1]
 
     # "(1,000 KD steps)" sorts before "(500 KD steps)" as text
-    cells = cells_of([("a_full", 40), ("b_1000", 20), ("c_500", 10)])
+    curves, cells = study([("a_full", 40), ("b_1000", 20), ("c_500", 10)])
     assert list(cells.index) == ["KD alone (500 KD steps)", "KD alone (1,000 KD steps)", "KD alone"]
     assert list(cells["kd_steps"]) == [500, 1000, 2000]
+    # the figure: a panel per cell, a line per budget, shortest first
+    fig = convergence.figure(curves, None)
+    assert [ax.get_title() for ax in fig.axes] == ["KD alone"]
+    assert [line.get_label() for line in fig.axes[0].get_lines()] == ["500 (1 seed)", "1,000 (1 seed)",
+                                                                     "2,000 (1 seed)"]
     # one row per cell, one column per budget, each entry with its spread where it has one and its seed count
     budgets = convergence.equal_budgets(cells)
     assert list(budgets.index) == ["KD alone"] and list(budgets.columns) == ["500", "1,000", "2,000"]
