@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..convergence import TOLERANCE
 from ..invert.base import HOSTS
-from .runs import kd_steps_taken
+from .runs import kd_steps_taken, parse_record
 
 IMPLEMENTATION = ("seed", "bn_statistics")  # how, not what: no published value to compare
 NOT_PROBED = "not probed yet"
@@ -61,28 +61,12 @@ def public_settings(host: str) -> dict:
     return {k: p.default for k, p in params.items() if p.kind is p.KEYWORD_ONLY and k not in IMPLEMENTATION}
 
 
-def _host_settings(config: dict) -> dict:
-    from ..params import StudyRun
-
-    return StudyRun.model_validate(config).host_settings
-
-
 def read_study_records(folder: str | Path) -> list[dict]:
-    """Every run record (format ``cdemi-run-v1``) under ``folder``; none when the folder is absent.
+    """Every run record under ``folder`` (:func:`cdemi.report.runs.parse_record`); none when the folder is absent.
 
     :raises ValueError: a file that is not valid JSON or not a run record (names the file).
     """
-    records = []
-    for path in sorted(Path(folder).glob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError as e:
-            raise ValueError(f"{path} is not valid JSON ({e}): restore it (git checkout {path}) or rerun its "
-                             f"stage (dvc repro --force --single-item study@{path.stem})") from None
-        if record.get("format") != "cdemi-run-v1":
-            raise ValueError(f"{path} is not a run record (format {record.get('format')!r}, expected 'cdemi-run-v1')")
-        records.append(record)
-    return records
+    return [parse_record(path, path.read_bytes()) for path in sorted(Path(folder).glob("*.json"))]
 
 
 def probes(records: list[dict]) -> list[dict]:
@@ -93,19 +77,21 @@ def probes(records: list[dict]) -> list[dict]:
         in name order), ``settings_a`` / ``settings_b`` (their host settings) and ``validation_a`` /
         ``validation_b`` (their final validation accuracy, percent).
     """
-    keyed: dict[tuple, list[dict]] = {}
+    from ..params import StudyRun
+
+    keyed: dict[tuple, list[tuple[dict, dict]]] = {}
     for record in records:
         config = record.get("config") or {}
         if record.get("host") in (None, "none") or record.get("validation_accuracy") is None:
             continue
         key = json.dumps({k: v for k, v in config.items() if k not in PROBED_KEYS}, sort_keys=True)
-        keyed.setdefault((key, kd_steps_taken(config)), []).append(record)
+        settings = StudyRun.model_validate(config).host_settings
+        keyed.setdefault((key, kd_steps_taken(config)), []).append((record, settings))
     pairs = []
     for (_, steps), group in keyed.items():
-        group = sorted(group, key=lambda r: r["name"])
-        for i, a in enumerate(group):
-            for b in group[i + 1:]:
-                sa, sb = _host_settings(a["config"]), _host_settings(b["config"])
+        group = sorted(group, key=lambda rs: rs[0]["name"])
+        for i, (a, sa) in enumerate(group):
+            for b, sb in group[i + 1:]:
                 if sa != sb:
                     pairs.append({"host": a["host"], "kd_steps": steps, "seed": a["seed"], "a": a["name"],
                                   "b": b["name"], "settings_a": sa, "settings_b": sb,

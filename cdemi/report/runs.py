@@ -52,6 +52,20 @@ def locked_md5s(lock: str | Path) -> dict[Path, str]:
             for o in stage.get("outs", []) if "md5" in o}
 
 
+def parse_record(path: Path, raw: bytes) -> dict:
+    """The run record in ``raw``, the bytes of ``path``.
+
+    :raises ValueError: not valid JSON, or not format ``cdemi-run-v1`` (names the file and the fix).
+    """
+    try:
+        rec = json.loads(raw)
+    except ValueError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): restore it or rerun its stage") from None
+    if rec.get("format") != "cdemi-run-v1":
+        raise ValueError(f"{path} is not a run record (format {rec.get('format')!r}, expected 'cdemi-run-v1')")
+    return rec
+
+
 def load_records(records_dir: str | Path, dataset: str | None = None, lock: str | Path | None = None) -> pd.DataFrame:
     """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``dataset,
     teacher, student, transfer, transfer_method, transfer_ipc, teacher_path, transfer_path,
@@ -78,12 +92,7 @@ def load_records(records_dir: str | Path, dataset: str | None = None, lock: str 
             raise ValueError(f"{path} does not match the checksum DVC recorded when its stage wrote it: the file was "
                              f"changed or corrupted since; restore it (git checkout {path}) or rerun its stage "
                              f"alone (dvc repro --force --single-item distill@{path.stem})")
-        try:
-            rec = json.loads(raw)
-        except ValueError as e:
-            raise ValueError(f"{path} is not valid JSON ({e}): restore it or rerun its stage") from None
-        if rec.get("format") != "cdemi-run-v1":
-            raise ValueError(f"{path} is not a run record (format {rec.get('format')!r}, expected 'cdemi-run-v1')")
+        rec = parse_record(path, raw)
         transfer = rec.get("transfer") or {}
         if dataset is not None and rec.get("dataset") != dataset:
             continue
