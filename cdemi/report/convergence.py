@@ -2,7 +2,8 @@
 
 Reads the ``study`` stage's run records (:func:`cdemi.report.runs.load_records`; each carries its
 ``validation`` split and ``convergence`` verdict).  A cell is a host and variant of one teacher ->
-student pair; its seeds are its runs.  The budget chosen for the grid (:func:`chosen_budget`) is the
+student pair, at the profile's host settings or at the host's published ones (:func:`at_public_settings`,
+a cell of its own); its seeds are its runs.  The budget chosen for the grid (:func:`chosen_budget`) is the
 largest over the cells of the budget each settles at: the plateau
 (:func:`cdemi.convergence.plateau_epoch`) of its mean validation curve, or a halved schedule that
 ends within 1 point of the full one; it exists only when every cell has settled.
@@ -19,7 +20,8 @@ import pandas as pd
 
 from .. import convergence
 from .labels import HOST_NAMES, KD_ONLY_HOST, VARIANT_NAMES
-from .runs import warmup_epochs
+from .deviations import public_settings
+from .runs import host_settings, warmup_epochs
 
 
 def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
@@ -34,8 +36,9 @@ def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
     for rec in records.itertuples():
         config = configs[rec.name]
         warmup, per_epoch = warmup_epochs(config), config["kd_steps"]
+        cell = cell_name(rec.host, rec.variant) + (PUBLIC_SUFFIX if at_public_settings(rec.host, config) else "")
         for r in rec.curve:
-            rows.append({"name": rec.name, "cell": cell_name(rec.host, rec.variant), "seed": rec.seed,
+            rows.append({"name": rec.name, "cell": cell, "seed": rec.seed,
                          "epoch": r["epoch"], "kd_steps": max(0, r["epoch"] - warmup) * per_epoch,
                          "validation_accuracy": r["validation_accuracy"]})
     out = pd.DataFrame(rows)
@@ -47,6 +50,19 @@ def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
     out.loc[shorter, "cell"] = out.loc[shorter, "cell"] + totals[shorter].map(lambda t: f" ({t:,} KD steps)")
     out["budget_check"] = shorter
     return out
+
+
+PUBLIC_SUFFIX = ", public settings"
+
+
+def at_public_settings(host: str, config: dict) -> bool:
+    """Whether a run's host settings are all its host's published values
+    (:func:`cdemi.report.deviations.public_settings`); False for KD alone.  Such runs form cells of
+    their own (``Fast, public settings``), apart from the profile's settings."""
+    if host == KD_ONLY_HOST:
+        return False
+    settings = host_settings(config)
+    return all(settings.get(k) == v for k, v in public_settings(host).items())
 
 
 def cell_name(host: str, variant: str) -> str:
@@ -76,7 +92,7 @@ def summary(records: pd.DataFrame, study_curves: pd.DataFrame, verdicts: dict[st
         mean = group.groupby("epoch")["validation_accuracy"].mean().sort_index()
         steps = group.groupby("epoch")["kd_steps"].first().sort_index()
         plateau = convergence.plateau_epoch(mean.tolist())
-        finals = group[group["epoch"] == group["epoch"].max()]["validation_accuracy"]
+        finals = group.sort_values("epoch").groupby("name")["validation_accuracy"].last()
         tests = by_name.loc[names, "final"]
         rows.append({"cell": cell, "budget_check": bool(group["budget_check"].any()), "seeds": len(names),
                      "epochs": int(mean.index.max()),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..convergence import TOLERANCE
 from ..invert.base import HOSTS
-from .runs import kd_steps_taken, parse_record
+from .runs import host_settings, kd_steps_taken, parse_record
 
 IMPLEMENTATION = ("seed", "bn_statistics")  # how, not what: no published value to compare
 NOT_PROBED = "not probed yet"
@@ -77,15 +77,13 @@ def probes(records: list[dict]) -> list[dict]:
         in name order), ``settings_a`` / ``settings_b`` (their host settings) and ``validation_a`` /
         ``validation_b`` (their final validation accuracy, percent).
     """
-    from ..params import StudyRun
-
     keyed: dict[tuple, list[tuple[dict, dict]]] = {}
     for record in records:
         config = record.get("config") or {}
         if record.get("host") in (None, "none") or record.get("validation_accuracy") is None:
             continue
         key = json.dumps({k: v for k, v in config.items() if k not in PROBED_KEYS}, sort_keys=True)
-        settings = StudyRun.model_validate(config).host_settings
+        settings = host_settings(config)
         keyed.setdefault((key, kd_steps_taken(config)), []).append((record, settings))
     pairs = []
     for (_, steps), group in keyed.items():

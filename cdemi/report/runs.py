@@ -28,13 +28,19 @@ def variant_label(record: dict) -> str:
     return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
 
 
-def warmup_epochs(config: dict) -> int:
-    """Epochs without KD at the start of a run: its host's ``warmup`` (the entry's ``host_params``
-    over the host's defaults; 0 for KD alone).  :param config: a run record's ``config``."""
+def host_settings(config: dict) -> dict:
+    """A run's host settings: the entry's ``host_params`` over the host's defaults (empty for KD
+    alone).  :param config: a run record's ``config`` (a study or a grid entry)."""
     from ..params import DistillRun, StudyRun
 
     model = StudyRun if "validation_per_class" in config else DistillRun
-    return model.model_validate(config).host_settings.get("warmup", 0)
+    return model.model_validate(config).host_settings
+
+
+def warmup_epochs(config: dict) -> int:
+    """Epochs without KD at the start of a run: its host's ``warmup`` (0 for KD alone).
+    :param config: a run record's ``config``."""
+    return host_settings(config).get("warmup", 0)
 
 
 def kd_steps_taken(config: dict) -> int:

@@ -282,3 +282,42 @@ def test_a_cells_runs_are_listed_by_their_kd_steps_and_tabulated_budget_by_budge
     assert budgets.loc["KD alone"].tolist() == ["56.00 (1)", "57.00 (1)", "59.00 (1)"]
     two_seeds = convergence.equal_budgets(cells_of([("a_full", 40), ("a_full_s1", 40, 1), ("c_500", 10)]))
     assert two_seeds.loc["KD alone"].tolist() == ["56.00 (1)", "59.50 ± 0.71 (2)"]
+
+
+def test_runs_at_the_hosts_published_settings_form_a_cell_of_their_own_with_each_runs_last_epoch_as_its_final():
+    import pandas as pd
+
+    from cdemi.report import convergence
+    from cdemi.report.deviations import public_settings
+
+    public = {k: v for k, v in public_settings("fast").items() if k in ("batch_size", "g_steps", "nz", "ngf", "warmup")}
+    profile = {"batch_size": 64, "g_steps": 10, "nz": 64, "ngf": 16, "warmup": 1}
+
+    def run(name, epochs, final):
+        accs = [50.0] * (epochs - 1) + [final]
+        return {"name": name, "host": "fast", "variant": "plain", "seed": 0, "final": final,
+                "curve": [{"epoch": e + 1, "validation_accuracy": a} for e, a in enumerate(accs)]}
+
+    def config(host_params, epochs):
+        return {"teacher": "t.pt", "student": {"arch": "resnet18"}, "host": "fast", "host_params": host_params,
+                "epochs": epochs, "kd_steps": 50, "seed": 0}
+
+    # the same 1,000 KD steps: 21 epochs after one of warm-up, 40 after the public code's 20
+    records = pd.DataFrame([run("ours", 21, 60.0), run("theirs", 20 + public["warmup"], 70.0)])
+    configs = {"ours": config(profile, 21), "theirs": config(public, 20 + public["warmup"])}
+    assert not convergence.at_public_settings("fast", configs["ours"])
+    assert convergence.at_public_settings("fast", configs["theirs"])
+    assert not convergence.at_public_settings("none", {})
+    curves = convergence.curves(records, configs)
+    assert set(curves["cell"]) == {"Fast", "Fast, public settings"} and not curves["budget_check"].any()
+    verdicts = {n: convergence.convergence.verdict([r["validation_accuracy"] for r in c])
+                for n, c in zip(records["name"], records["curve"])}
+    cells = convergence.summary(records, curves, verdicts)
+    assert cells.loc["Fast", "validation_final_mean"] == 60.0 and cells.loc["Fast", "seeds"] == 1
+    assert cells.loc["Fast, public settings", "validation_final_mean"] == 70.0
+    assert (cells["kd_steps"] == 1000).all()
+    # two seeds of one cell whose curves end at different epochs: each run's own last epoch is its final
+    mixed = pd.DataFrame([run("a", 21, 60.0), run("b", 22, 64.0)])
+    mixed_curves = convergence.curves(mixed, {"a": config(profile, 21), "b": config({**profile, "warmup": 2}, 22)})
+    mixed_cells = convergence.summary(mixed, mixed_curves, {"a": verdicts["ours"], "b": verdicts["ours"]})
+    assert mixed_cells.loc["Fast", "validation_final_mean"] == 62.0 and mixed_cells.loc["Fast", "seeds"] == 2
