@@ -73,7 +73,7 @@ def probes(records: list[dict]) -> list[dict]:
     """The probe pairs among study ``records``: every two records of one host whose configs agree
     but for :data:`PROBED_KEYS` and that take the same number of KD steps, with different host settings.
 
-    :returns: one dict per pair: ``host, kd_steps, seed``, ``a`` and ``b`` (the two records' names,
+    :returns: one dict per pair: ``host, variant, kd_steps, seed``, ``a`` and ``b`` (the two records' names,
         in name order), ``settings_a`` / ``settings_b`` (their host settings) and ``validation_a`` /
         ``validation_b`` (their final validation accuracy, percent).
     """
@@ -91,7 +91,8 @@ def probes(records: list[dict]) -> list[dict]:
         for i, (a, sa) in enumerate(group):
             for b, sb in group[i + 1:]:
                 if sa != sb:
-                    pairs.append({"host": a["host"], "kd_steps": steps, "seed": a["seed"], "a": a["name"],
+                    pairs.append({"host": a["host"], "variant": a.get("variant"), "kd_steps": steps,
+                                  "seed": a["seed"], "a": a["name"],
                                   "b": b["name"], "settings_a": sa, "settings_b": sb,
                                   "validation_a": a["validation_accuracy"], "validation_b": b["validation_accuracy"]})
     return pairs
@@ -100,7 +101,8 @@ def probes(records: list[dict]) -> list[dict]:
 def probe_verdict(host: str, setting: str, public, ours: set, pairs: list[dict]) -> str | None:
     """What the ``pairs`` (:func:`probes`) measured for one setting: the pairs of ``host`` with one side
     at the ``public`` value and the other at one of ``ours``, at the largest budget any such pair
-    took; means over their seeds.  None when no pair covers the setting."""
+    took; means over those pairs (every variant and seed: the host's settings serve all its variants),
+    each pair's difference listed.  None when no pair covers the setting."""
     found = []
     for p in pairs:
         if p["host"] != host:
@@ -116,12 +118,13 @@ def probe_verdict(host: str, setting: str, public, ours: set, pairs: list[dict])
     found = [f for f in found if f[0]["kd_steps"] == steps]
     public_mean = statistics.fmean(f[1] for f in found)
     ours_mean = statistics.fmean(f[2] for f in found)
-    seeds = sorted({f[0]["seed"] for f in found})
     together = sorted({k for f in found for k in f[3] if f[3][k] != f[4].get(k) and k != setting})
     gap = ours_mean - public_mean
     verdict = (f"kept: within {TOLERANCE:g} point of the public value or above it" if gap >= -TOLERANCE else
                f"not justified: the public value leads by {-gap:.2f} points, so the profile should run it")
-    runs = "1 run each" if len(found) == 1 else f"{len(found)} runs each (seeds {', '.join(map(str, seeds))})"
+    each = ", ".join(f"{f[0]['variant']} s{f[0]['seed']} {f[2] - f[1]:+.2f}"
+                     for f in sorted(found, key=lambda f: (str(f[0]["variant"]), f[0]["seed"])))
+    runs = f"{len(found)} pair{'s' if len(found) > 1 else ''} ({each})"
     return (f"validation after {steps:,} KD steps, {runs}: public {public_mean:.2f}%, ours {ours_mean:.2f}% "
             f"({gap:+.2f}); {verdict}" + (f" (probed together with {', '.join(together)})" if together else ""))
 

@@ -70,7 +70,7 @@ def test_a_pair_of_study_runs_at_the_public_and_the_profiles_value_settles_the_r
     assert {p["kd_steps"] for p in pairs} == {2000}
     rows = {r["setting"]: r for r in dev.deviations(profile, records)}
     assert set(rows) == {"bn", "oh", "warmup"}
-    assert rows["bn"]["probe"] == ("validation after 2,000 KD steps, 2 runs each (seeds 0, 1): public 87.70%, "
+    assert rows["bn"]["probe"] == ("validation after 2,000 KD steps, 2 pairs (plain s0 -0.50, plain s1 +0.10): public 87.70%, "
                                    "ours 87.50% (-0.20); kept: within 1 point of the public value or above it "
                                    "(probed together with oh, warmup)")
     behind = [_record("ours_s0", ours, 86.0), _record("public_s0", public, 88.5, epochs=60)]
