@@ -70,12 +70,20 @@ def test_a_pair_of_study_runs_at_the_public_and_the_profiles_value_settles_the_r
     assert {p["kd_steps"] for p in pairs} == {2000}
     rows = {r["setting"]: r for r in dev.deviations(profile, records)}
     assert set(rows) == {"bn", "oh", "warmup"}
-    assert rows["bn"]["probe"] == ("validation after 2,000 KD steps, 2 pairs (plain s0 -0.50, plain s1 +0.10): public 87.70%, "
-                                   "ours 87.50% (-0.20); kept: within 1 point of the public value or above it "
-                                   "(probed together with oh, warmup)")
+    assert rows["bn"]["probe"] == ("validation after 2,000 KD steps, 2 pairs (plain s0 -0.50, plain s1 +0.10): "
+                                   "public 87.70%, ours 87.50% (-0.20); kept: within 1 point of the public value or "
+                                   "above it at every budget (probed together with oh, warmup)")
     behind = [_record("ours_s0", ours, 86.0), _record("public_s0", public, 88.5, epochs=60)]
     verdict = {r["setting"]: r["probe"] for r in dev.deviations(profile, behind)}["oh"]
-    assert "not justified: the public value leads by 2.50 points, so the profile should run it" in verdict
+    assert "not justified: at 2,000 KD steps the public value leads by 2.50 points, so the profile should run it" in verdict
+    # the profile's side catches up at a longer budget but lags at the shorter one: a setting that needs more KD
+    # steps to get there is not kept (the largest budget alone would have said "kept")
+    two_budgets = [_record("ours_s0", ours, 86.0), _record("public_s0", public, 88.5, epochs=60),
+                   _record("ours_long", ours, 90.1, epochs=81), _record("public_long", public, 90.0, epochs=100)]
+    verdict = {r["setting"]: r["probe"] for r in dev.deviations(profile, two_budgets)}["bn"]
+    assert verdict.startswith("validation after 2,000 KD steps, 1 pair (plain s0 -2.50): public 88.50%, ours 86.00% "
+                              "(-2.50); 4,000 KD steps, 1 pair (plain s0 +0.10): public 90.00%, ours 90.10% (+0.10); "
+                              "not justified: at 2,000 KD steps the public value leads by 2.50 points")
     # a pair that differs in anything but the host's settings and epochs is no probe (here: the seed)
     assert dev.probes([_record("ours_s0", ours, 88.0), _record("public_s1", public, 88.5, epochs=60, seed=1)]) == []
 
