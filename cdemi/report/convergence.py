@@ -4,7 +4,8 @@ Reads the ``study`` stage's run records (:func:`cdemi.report.runs.load_records`;
 ``validation`` split and ``convergence`` verdict).  A cell is a host and variant of one teacher ->
 student pair, at the profile's host settings or at the host's published ones (:func:`at_public_settings`,
 a cell of its own); its seeds are its runs.  The budget chosen for the grid (:func:`chosen_budget`) is the
-largest over the cells of the budget each settles at: the plateau
+largest, over the cells run at the host settings the grid runs (:func:`grid_host_settings`), of the budget
+each settles at: the plateau
 (:func:`cdemi.convergence.plateau_epoch`) of its mean validation curve, or a halved schedule that
 ends within 1 point of the full one; it exists only when every cell has settled.
 Guided runs that hold condensed images out of the discriminator's training add D's held-out
@@ -24,23 +25,26 @@ from .deviations import public_settings
 from .runs import host_settings, warmup_epochs
 
 
-def curves(records: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
-    """One row per run and epoch: ``name, cell, seed, epoch, kd_steps`` (KD steps taken so far) and
-    ``validation_accuracy``.  A run of a cell that takes fewer KD steps in all than the cell's longest
-    runs is a budget check: its cell is named with its total (``KD alone (2,000 KD steps)``).
+def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list[dict]] | None = None) -> pd.DataFrame:
+    """One row per run and epoch: ``name, cell, seed, epoch, kd_steps`` (KD steps taken so far),
+    ``validation_accuracy`` and ``at_grid_settings`` (:func:`at_grid_settings`).  A run of a cell that
+    takes fewer KD steps in all than the cell's longest runs is a budget check: its cell is named with
+    its total (``KD alone (2,000 KD steps)``).
 
     :param records: :func:`cdemi.report.runs.load_records` of the study's records.
     :param configs: run name -> its record's ``config``.
+    :param grid: :func:`grid_host_settings` of the profile (None: every run counts as at the grid's settings).
     """
     rows = []
     for rec in records.itertuples():
         config = configs[rec.name]
         warmup, per_epoch = warmup_epochs(config), config["kd_steps"]
         cell = cell_name(rec.host, rec.variant) + (PUBLIC_SUFFIX if at_public_settings(rec.host, config) else "")
+        at_grid = grid is None or at_grid_settings(rec.host, config, grid)
         for r in rec.curve:
             rows.append({"name": rec.name, "cell": cell, "seed": rec.seed,
                          "epoch": r["epoch"], "kd_steps": max(0, r["epoch"] - warmup) * per_epoch,
-                         "validation_accuracy": r["validation_accuracy"]})
+                         "validation_accuracy": r["validation_accuracy"], "at_grid_settings": at_grid})
     out = pd.DataFrame(rows)
     if out.empty:
         return out
@@ -65,6 +69,29 @@ def at_public_settings(host: str, config: dict) -> bool:
     return all(settings.get(k) == v for k, v in public_settings(host).items())
 
 
+def grid_host_settings(profile) -> dict[str, list[dict]]:
+    """Host -> the distinct host settings the profile's grid (its ``distill`` entries) runs it at
+    (:attr:`cdemi.params.DistillRun.host_settings`); KD alone is ``none`` with empty settings.
+
+    :param profile: a validated profile (:func:`cdemi.params.load`).
+    """
+    out: dict[str, list[dict]] = {}
+    for entry in profile.distill.values():
+        settings = out.setdefault(entry.host or KD_ONLY_HOST, [])
+        if entry.host_settings not in settings:
+            settings.append(entry.host_settings)
+    return out
+
+
+def at_grid_settings(host: str, config: dict, grid: dict[str, list[dict]]) -> bool:
+    """Whether a study run's host settings are ones the grid runs its host at (``grid``:
+    :func:`grid_host_settings`).  KD alone has no host settings and always is; a host the grid
+    does not run never is."""
+    if host == KD_ONLY_HOST:
+        return True
+    return host_settings(config) in grid.get(host, [])
+
+
 def cell_name(host: str, variant: str) -> str:
     """``KD alone`` for a run without a host, else the host and variant as the tables name them
     (``Fast + guidance``)."""
@@ -81,7 +108,8 @@ def base_cell(cell: str) -> str:
 def summary(records: pd.DataFrame, study_curves: pd.DataFrame, verdicts: dict[str, dict]) -> pd.DataFrame:
     """Per cell: seeds; final validation and test accuracy (mean, std over seeds); how many seeds
     converged by the rule; the plateau of the mean validation curve in epochs and KD steps (None
-    when that curve has not converged).  A cell's budget checks come with it, shortest first.
+    when that curve has not converged); ``at_grid_settings``: whether every run of the cell is at
+    the grid's host settings (:func:`curves`).  A cell's budget checks come with it, shortest first.
 
     :param verdicts: run name -> its record's ``convergence``.
     """
@@ -101,6 +129,7 @@ def summary(records: pd.DataFrame, study_curves: pd.DataFrame, verdicts: dict[st
                      "test_final_mean": tests.mean(), "test_final_std": tests.std(ddof=1),
                      "converged_seeds": sum(bool(verdicts[n]["converged"]) for n in names),
                      "mean_curve_converged": plateau is not None,
+                     "at_grid_settings": bool(group["at_grid_settings"].all()),
                      "plateau_epoch": plateau, "plateau_kd_steps": None if plateau is None else int(steps.loc[plateau])})
     out = pd.DataFrame(rows)
     base = out["cell"].map(base_cell)
@@ -150,15 +179,18 @@ def budget_checks(cells: pd.DataFrame, tolerance: float = convergence.TOLERANCE)
 
 
 def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int, checks: pd.DataFrame | None = None) -> int | None:
-    """KD steps for the grid: the largest over the full-length cells (budget checks aside) of the budget
-    each settles at, rounded up to whole epochs of ``kd_steps_per_epoch``; None while any cell has not
-    settled.  A cell settles at the plateau of its mean validation curve, or, when sooner, at the budget
+    """KD steps for the grid: the largest over the full-length cells (budget checks aside) run at the
+    grid's host settings (``at_grid_settings``, where ``cells`` has it) of the budget each settles at,
+    rounded up to whole epochs of ``kd_steps_per_epoch``; None while any of those cells has not
+    settled.  Cells at other settings (a probe of the published ones) do not bound the grid's budget.  A cell settles at the plateau of its mean validation curve, or, when sooner, at the budget
     of a check (:func:`budget_checks`) that ends within the tolerance of the full runs while those run
     at least twice as long: under a cosine schedule the last epochs gain while the learning rate
     decays however long the run, so a halved schedule that lands where the full one does is the
     budget's evidence even where the plateau rule cannot see a flat curve."""
     if "budget_check" in cells:
         cells = cells[~cells["budget_check"]]
+    if "at_grid_settings" in cells:
+        cells = cells[cells["at_grid_settings"]]
     settled = []
     for cell, r in cells.iterrows():
         options = [r["plateau_kd_steps"]] if r["mean_curve_converged"] else []
@@ -228,9 +260,14 @@ def findings(cells: pd.DataFrame, chosen: int | None, checks: pd.DataFrame | Non
                      f"{_final(r['validation_final_mean'], r['validation_final_std'], r['seeds'])}, test "
                      f"{_final(r['test_final_mean'], r['test_final_std'], r['seeds'])}; {r['converged_seeds']} of "
                      f"{_seeds(r['seeds'])} converged by the rule.")
+    others = [c for c, r in cells.iterrows() if "at_grid_settings" in r and not r["at_grid_settings"]
+              and not r.get("budget_check", False)]
+    if others:
+        lines.append(f"\nNot at the host settings the grid runs, so not bounding its budget (they probe other "
+                     f"settings): {', '.join(f'**{c}**' for c in others)}.")
     if chosen is None:
-        lines.append("\nNo budget is chosen: at least one cell has neither a flat mean curve nor a halved schedule that "
-                     "ends within 1 point of its full one, so its runs must go further.")
+        lines.append("\nNo budget is chosen: at least one cell at the grid's settings has neither a flat mean curve nor "
+                     "a halved schedule that ends within 1 point of its full one, so its runs must go further.")
     else:
         lines.append(f"\nChosen budget for the grid: **{chosen:,} KD steps**, the largest over these cells of the budget "
                      f"each settles at (its plateau, or a halved schedule that ends within 1 point of the full one), "

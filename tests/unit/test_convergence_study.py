@@ -321,3 +321,49 @@ def test_runs_at_the_hosts_published_settings_form_a_cell_of_their_own_with_each
     mixed_curves = convergence.curves(mixed, {"a": config(profile, 21), "b": config({**profile, "warmup": 2}, 22)})
     mixed_cells = convergence.summary(mixed, mixed_curves, {"a": verdicts["ours"], "b": verdicts["ours"]})
     assert mixed_cells.loc["Fast", "validation_final_mean"] == 62.0 and mixed_cells.loc["Fast", "seeds"] == 2
+
+
+def test_only_cells_at_the_grids_host_settings_bound_the_budget():
+    import pandas as pd
+
+    from cdemi import params
+    from cdemi.report import convergence
+    from cdemi.report.deviations import public_settings
+
+    grid_fast = {"batch_size": 64, "g_steps": 10, "nz": 64, "ngf": 16, "warmup": 1}
+    entry = {"teacher": "t.pt", "student": {"arch": "resnet18"}, "epochs": 3, "kd_steps": 50}
+    profile = params.validate({"profile": "smoke", "data": {"dataset": "digits"}, "distill": {
+        "fast_plain": {**entry, "host": "fast", "host_params": grid_fast},
+        "kd_alone": {**entry, "transfer": "c.pt"}}})
+    grid = convergence.grid_host_settings(profile)
+    assert set(grid) == {"fast", "none"} and len(grid["fast"]) == 1 and grid["none"] == [{}]
+
+    def run(name, host, accs):
+        return {"name": name, "host": host, "variant": "plain" if host == "fast" else "kd-only", "seed": 0,
+                "final": accs[-1], "curve": [{"epoch": e + 1, "validation_accuracy": a} for e, a in enumerate(accs)]}
+
+    def config(host_params, epochs, host="fast"):
+        out = {"teacher": "t.pt", "student": {"arch": "resnet18"}, "epochs": epochs, "kd_steps": 50, "seed": 0}
+        return {**out, "host": host, "host_params": host_params} if host else {**out, "transfer": "c.pt"}
+
+    public = dict(public_settings("fast"))
+    flat, climbing = [50.0 + min(e, 4) for e in range(21)], [50.0 + e for e in range(21)]
+    records = pd.DataFrame([run("kd", "none", flat), run("ours", "fast", flat),
+                            run("theirs", "fast", [50.0] * public["warmup"] + climbing)])
+    configs = {"kd": config({}, 21, host=None), "ours": config(grid_fast, 21),
+               "theirs": config(public, 21 + public["warmup"])}
+    assert convergence.at_grid_settings("fast", configs["ours"], grid)
+    assert not convergence.at_grid_settings("fast", configs["theirs"], grid)
+    assert not convergence.at_grid_settings("cmi", {**configs["ours"], "host": "cmi", "host_params": {}}, grid)
+    assert convergence.at_grid_settings("none", configs["kd"], grid)
+    verdicts = {n: convergence.convergence.verdict([r["validation_accuracy"] for r in c])
+                for n, c in zip(records["name"], records["curve"])}
+    cells = convergence.summary(records, convergence.curves(records, configs, grid), verdicts)
+    assert cells["at_grid_settings"].to_dict() == {"KD alone": True, "Fast": True, "Fast, public settings": False}
+    # the climbing public-settings probe is shown but does not hold the budget back; counted, it would
+    assert convergence.chosen_budget(cells, 50) == 500  # KD alone: the rule judges 10 epochs at the least
+    everything = convergence.summary(records, convergence.curves(records, configs), verdicts)
+    assert everything["at_grid_settings"].all() and convergence.chosen_budget(everything, 50) is None
+    text = convergence.findings(cells, 500)
+    assert "not bounding its budget" in text and "**Fast, public settings**" in text
+    assert "not bounding" not in convergence.findings(everything, None)
