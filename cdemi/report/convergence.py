@@ -29,7 +29,8 @@ def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list
     """One row per run and epoch: ``name, cell, seed, epoch, kd_steps`` (KD steps taken so far),
     ``validation_accuracy`` and ``at_grid_settings`` (:func:`at_grid_settings`).  A run of a cell that
     takes fewer KD steps in all than the cell's longest runs is a budget check: its cell is named with
-    its total (``KD alone (2,000 KD steps)``).
+    its total (``KD alone (2,000 KD steps)``).  A run at its host's published settings is in a cell of
+    its own (``Fast, public settings``), as is one at neither those nor the grid's (``..., other settings``).
 
     :param records: :func:`cdemi.report.runs.load_records` of the study's records.
     :param configs: run name -> its record's ``config``.
@@ -39,8 +40,9 @@ def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list
     for rec in records.itertuples():
         config = configs[rec.name]
         warmup, per_epoch = warmup_epochs(config), config["kd_steps"]
-        cell = cell_name(rec.host, rec.variant) + (PUBLIC_SUFFIX if at_public_settings(rec.host, config) else "")
         at_grid = grid is None or at_grid_settings(rec.host, config, grid)
+        public = at_public_settings(rec.host, config)
+        cell = cell_name(rec.host, rec.variant) + (PUBLIC_SUFFIX if public else "" if at_grid else OTHER_SUFFIX)
         for r in rec.curve:
             rows.append({"name": rec.name, "cell": cell, "seed": rec.seed,
                          "epoch": r["epoch"], "kd_steps": max(0, r["epoch"] - warmup) * per_epoch,
@@ -57,6 +59,7 @@ def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list
 
 
 PUBLIC_SUFFIX = ", public settings"
+OTHER_SUFFIX = ", other settings"  # neither the published host settings nor the grid's
 
 
 def at_public_settings(host: str, config: dict) -> bool:
@@ -182,7 +185,8 @@ def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int, checks: pd.DataF
     """KD steps for the grid: the largest over the full-length cells (budget checks aside) run at the
     grid's host settings (``at_grid_settings``, where ``cells`` has it) of the budget each settles at,
     rounded up to whole epochs of ``kd_steps_per_epoch``; None while any of those cells has not
-    settled.  Cells at other settings (a probe of the published ones) do not bound the grid's budget.  A cell settles at the plateau of its mean validation curve, or, when sooner, at the budget
+    settled.  Cells at other settings (probes, such as the published ones) do not bound the grid's
+    budget.  A cell settles at the plateau of its mean validation curve, or, when sooner, at the budget
     of a check (:func:`budget_checks`) that ends within the tolerance of the full runs while those run
     at least twice as long: under a cosine schedule the last epochs gain while the learning rate
     decays however long the run, so a halved schedule that lands where the full one does is the
@@ -322,9 +326,10 @@ def discriminator_figure(d_curves: pd.DataFrame):
 def costs(records: pd.DataFrame, study_curves: pd.DataFrame, configs: dict[str, dict],
           chosen: int | None) -> pd.DataFrame:
     """Per cell, the measured cost of its runs (mean over seeds): minutes of synthesis and of KD per run,
-    KD seconds per KD step, synthesis seconds per synthesis, and the minutes one run would take at the
-    ``chosen`` KD-step budget (its KD steps, plus one synthesis per epoch of the run's KD steps per
-    epoch and per warm-up epoch; None without a budget).  Evaluation time is not counted.
+    KD seconds per KD step, synthesis seconds per synthesis (the epochs that synthesised, every
+    ``synthesis_every``-th), and the minutes one run would take at the ``chosen`` KD-step budget (its KD
+    steps, plus a synthesis every ``synthesis_every`` of the epochs those steps and the warm-up take;
+    None without a budget).  Evaluation time is not counted.
 
     :param study_curves: :func:`curves` (each run's cell); :param configs: run name -> its record's ``config``.
     """
@@ -333,13 +338,13 @@ def costs(records: pd.DataFrame, study_curves: pd.DataFrame, configs: dict[str, 
     for rec in records.itertuples():
         config = configs[rec.name]
         warmup, per_epoch = warmup_epochs(config), config["kd_steps"]
-        epochs = len(rec.curve)
+        epochs, every = len(rec.curve), config.get("synthesis_every", 1)
         kd_steps = max(0, epochs - warmup) * per_epoch
-        per_synthesis = rec.synthesis_min * 60 / epochs
+        per_synthesis = rec.synthesis_min * 60 / math.ceil(epochs / every)
         per_step = rec.kd_min * 60 / kd_steps
         at_budget = None
         if chosen is not None:
-            syntheses = (math.ceil(chosen / per_epoch) + warmup) if per_synthesis > 0 else 0
+            syntheses = math.ceil((math.ceil(chosen / per_epoch) + warmup) / every) if per_synthesis > 0 else 0
             at_budget = (chosen * per_step + syntheses * per_synthesis) / 60
         rows.append({"cell": cell_of[rec.name], "synthesis_min": rec.synthesis_min,
                      "kd_min": rec.kd_min, "kd_s_per_step": per_step, "synthesis_s_per_synthesis": per_synthesis,

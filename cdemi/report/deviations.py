@@ -9,8 +9,8 @@ that settles it (:func:`probes`).
 
 A probe is a pair of convergence-study records (``results/study/*.json``) that differ in host
 settings only: one side runs the setting at its public value, the other at the profile's, with the
-same host, variant, transfer set, seed, teacher, student, loop and validation split, and the same
-number of KD steps in all.  Its measure is the final validation accuracy of each side (never the
+same host, variant, transfer set, seed, teacher, student, KD loop and validation split, and the same
+number of KD steps in all (the public side may synthesise less often, as its code does).  Its measure is the final validation accuracy of each side (never the
 test set).  The profile's value is kept when its side ends within :data:`TOLERANCE` points of the
 public one or above it; otherwise the row says the profile must take the public value.  A setting
 no pair covers says so: it is a probe still to run.
@@ -50,9 +50,10 @@ OURS_ONLY = {("predfkd", "vae_steps"), ("predfkd", "vae_nz"), ("predfkd", "vae_w
 # sizes and step counts of every host give way to two CPU cores; the reason is the same for each
 BUDGET = {"batch_size", "iterations", "g_steps", "nz", "ngf", "bank_size"}
 STEPS = {"iterations", "g_steps"}  # a synthesis costs about proportionally to these
-# record config keys that may differ within a probe pair: the host's settings, and the epochs (a longer
-# warm-up takes more epochs to the same number of KD steps, which the pair must share)
-PROBED_KEYS = {"host_params", "epochs"}
+# record config keys that may differ within a probe pair: the host's settings, the epochs (a longer
+# warm-up takes more epochs to the same number of KD steps, which the pair must share) and how often the host
+# synthesises (the public side may synthesise as rarely as its code does, per KD steps seen)
+PROBED_KEYS = {"host_params", "epochs", "synthesis_every"}
 
 
 def public_settings(host: str) -> dict:

@@ -349,9 +349,10 @@ def test_only_cells_at_the_grids_host_settings_bound_the_budget():
     public = dict(public_settings("fast"))
     flat, climbing = [50.0 + min(e, 4) for e in range(21)], [50.0 + e for e in range(21)]
     records = pd.DataFrame([run("kd", "none", flat), run("ours", "fast", flat),
-                            run("theirs", "fast", [50.0] * public["warmup"] + climbing)])
+                            run("theirs", "fast", [50.0] * public["warmup"] + climbing),
+                            run("odd", "fast", climbing)])
     configs = {"kd": config({}, 21, host=None), "ours": config(grid_fast, 21),
-               "theirs": config(public, 21 + public["warmup"])}
+               "theirs": config(public, 21 + public["warmup"]), "odd": config({**grid_fast, "g_steps": 3}, 21)}
     assert convergence.at_grid_settings("fast", configs["ours"], grid)
     assert not convergence.at_grid_settings("fast", configs["theirs"], grid)
     assert not convergence.at_grid_settings("cmi", {**configs["ours"], "host": "cmi", "host_params": {}}, grid)
@@ -359,11 +360,32 @@ def test_only_cells_at_the_grids_host_settings_bound_the_budget():
     verdicts = {n: convergence.convergence.verdict([r["validation_accuracy"] for r in c])
                 for n, c in zip(records["name"], records["curve"])}
     cells = convergence.summary(records, convergence.curves(records, configs, grid), verdicts)
-    assert cells["at_grid_settings"].to_dict() == {"KD alone": True, "Fast": True, "Fast, public settings": False}
+    # a run at neither the published nor the grid's settings is a cell of its own too
+    assert cells["at_grid_settings"].to_dict() == {"KD alone": True, "Fast": True, "Fast, public settings": False,
+                                                   "Fast, other settings": False}
     # the climbing public-settings probe is shown but does not hold the budget back; counted, it would
     assert convergence.chosen_budget(cells, 50) == 500  # KD alone: the rule judges 10 epochs at the least
     everything = convergence.summary(records, convergence.curves(records, configs), verdicts)
     assert everything["at_grid_settings"].all() and convergence.chosen_budget(everything, 50) is None
     text = convergence.findings(cells, 500)
-    assert "not bounding its budget" in text and "**Fast, public settings**" in text
+    assert "not bounding its budget" in text and "**Fast, public settings**, **Fast, other settings**" in text
     assert "not bounding" not in convergence.findings(everything, None)
+
+
+def test_a_host_that_synthesises_every_few_epochs_is_priced_per_synthesis_it_made():
+    import pandas as pd
+
+    from cdemi.report import convergence
+
+    # 10 epochs, a synthesis at the start of epochs 1, 5 and 9: 3 syntheses of 60 s, 500 KD steps of 0.3 s
+    curve = [{"epoch": e + 1, "validation_accuracy": 50.0} for e in range(10)]
+    records = pd.DataFrame([{"name": "di", "host": "deepinversion", "variant": "plain", "seed": 0, "final": 50.0,
+                             "curve": curve, "synthesis_min": 3.0, "kd_min": 2.5}])
+    configs = {"di": {"teacher": "t.pt", "student": {"arch": "resnet18"}, "host": "deepinversion",
+                      "host_params": {"batch_size": 64, "iterations": 1000}, "synthesis_every": 4, "epochs": 10,
+                      "kd_steps": 50, "seed": 0}}
+    costs = convergence.costs(records, convergence.curves(records, configs), configs, chosen=1000)
+    row = costs.iloc[0]
+    assert row["synthesis_s_per_synthesis"] == pytest.approx(60.0) and row["kd_s_per_step"] == pytest.approx(0.3)
+    # 1,000 KD steps take 20 epochs, so 5 syntheses: 300 s of KD and 300 s of synthesis
+    assert row["minutes_at_chosen_budget"] == pytest.approx(10.0)

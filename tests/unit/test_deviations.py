@@ -47,11 +47,11 @@ def test_only_settings_away_from_the_published_ones_are_listed_each_with_a_reaso
     assert len(table.splitlines()) == 5
 
 
-def _record(name: str, host_params: dict, validation: float, epochs: int = 41, seed: int = 0) -> dict:
+def _record(name: str, host_params: dict, validation: float, epochs: int = 41, seed: int = 0, **loop) -> dict:
     """A study record shaped as cdemi.distill writes one: ``config`` is the run's ``model_dump()`` through
-    JSON (only the fields a probe reads)."""
+    JSON (only the fields a probe reads); ``loop``: further fields of the run (``synthesis_every``)."""
     config = {"teacher": "t.pt", "student": {"arch": "resnet18"}, "host": "fast", "host_params": host_params,
-              "seed": seed, "epochs": epochs, "kd_steps": 50, "validation_per_class": 500, "validation_seed": 0}
+              "seed": seed, "epochs": epochs, "kd_steps": 50, "validation_per_class": 500, "validation_seed": 0, **loop}
     config = json.loads(json.dumps(params.StudyRun.model_validate(config).model_dump()))
     return {"format": "cdemi-run-v1", "name": name, "host": "fast", "variant": "plain", "seed": seed,
             "config": config, "validation_accuracy": validation, "final_accuracy": validation - 1}
@@ -84,8 +84,14 @@ def test_a_pair_of_study_runs_at_the_public_and_the_profiles_value_settles_the_r
     assert verdict.startswith("validation after 2,000 KD steps, 1 pair (plain s0 -2.50): public 88.50%, ours 86.00% "
                               "(-2.50); 4,000 KD steps, 1 pair (plain s0 +0.10): public 90.00%, ours 90.10% (+0.10); "
                               "not justified: at 2,000 KD steps the public value leads by 2.50 points")
-    # a pair that differs in anything but the host's settings and epochs is no probe (here: the seed)
+    # a pair that differs in anything but the host's settings, epochs and synthesis frequency is no probe (here: the seed)
     assert dev.probes([_record("ours_s0", ours, 88.0), _record("public_s1", public, 88.5, epochs=60, seed=1)]) == []
+    # the public side synthesising as rarely as the public code does (every 8 epochs) is still the probe's other side;
+    # the synthesis frequency alone, with the same host settings, is no probe of a host setting
+    sparse = _record("public_sparse", public, 88.5, epochs=60, synthesis_every=8)
+    assert "synthesis_every" not in _record("ours_s0", ours, 88.0)["config"]  # the record leaves out the default 1
+    assert [(p["a"], p["b"]) for p in dev.probes([_record("ours_s0", ours, 88.0), sparse])] == [("ours_s0", "public_sparse")]
+    assert dev.probes([_record("public_s0", public, 88.0, epochs=60), sparse]) == []
 
 
 def test_study_records_are_read_as_the_study_writes_them_and_a_bad_file_is_named(tmp_path):
