@@ -2,12 +2,11 @@
 
 Reads the ``study`` stage's run records (:func:`cdemi.report.runs.load_records`; each carries its
 ``validation`` split and ``convergence`` verdict).  A cell is a host and variant of one teacher ->
-student pair, at the profile's host settings or at the host's published ones (:func:`at_public_settings`,
-a cell of its own); its seeds are its runs.  The budget chosen for the grid (:func:`chosen_budget`) is the
-largest, over the cells run at the host settings the grid runs (:func:`grid_host_settings`), of the budget
-each settles at: the plateau
-(:func:`cdemi.convergence.plateau_epoch`) of its mean validation curve, or a halved schedule that
-ends within 1 point of the full one; it exists only when every cell has settled.
+student pair at one kind of host settings: the grid's (:func:`grid_host_settings`), the host's published
+ones (:func:`at_public_settings`) or others; its seeds are its runs.  The budget chosen for the grid
+(:func:`chosen_budget`) is the largest, over the cells at the grid's settings, of the budget each settles
+at: the plateau (:func:`cdemi.convergence.plateau_epoch`) of its mean validation curve, or a halved
+schedule that ends within 1 point of the full one; it exists only when every such cell has settled.
 Guided runs that hold condensed images out of the discriminator's training add D's held-out
 accuracy per synthesis (:func:`discriminator_curves`); every cell gets its measured cost
 (:func:`costs`).
