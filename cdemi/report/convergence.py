@@ -263,8 +263,9 @@ def findings(cells: pd.DataFrame, chosen: int | None, checks: pd.DataFrame | Non
                      f"{_final(r['validation_final_mean'], r['validation_final_std'], r['seeds'])}, test "
                      f"{_final(r['test_final_mean'], r['test_final_std'], r['seeds'])}; {r['converged_seeds']} of "
                      f"{_seeds(r['seeds'])} converged by the rule.")
-    others = [c for c, r in cells.iterrows() if "at_grid_settings" in r and not r["at_grid_settings"]
-              and not r.get("budget_check", False)]
+    others = []
+    if "at_grid_settings" in cells:
+        others = list(cells.index[~cells["at_grid_settings"] & ~cells["budget_check"]])
     if others:
         lines.append(f"\nNot at the host settings the grid runs, so not bounding its budget (they probe other "
                      f"settings): {', '.join(f'**{c}**' for c in others)}.")

@@ -11,8 +11,9 @@ A probe is a pair of convergence-study records (``results/study/*.json``) that d
 settings only: one side runs the setting at its public value, the other at the profile's, with the
 same host, variant, transfer set, seed, teacher, student, KD loop and validation split, and the same
 number of KD steps in all (the public side may synthesise less often, as its code does).  Its measure
-is the final validation accuracy of each side (never the test set).  The profile's value is kept when its side ends within :data:`TOLERANCE` points of the
-public one or above it; otherwise the row says the profile must take the public value.  A setting
+is the final validation accuracy of each side (never the test set).  The profile's value is kept when
+its side ends within :data:`TOLERANCE` points of the public one or above it at every budget the pairs
+took (:func:`probe_verdict`); otherwise the row says the profile must take the public value.  A setting
 no pair covers says so: it is a probe still to run.
 
 Settings without a public counterpart (a part of the host that this project built differently and
