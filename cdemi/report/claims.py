@@ -12,12 +12,17 @@ on the final test accuracy over seeds (:data:`RULE` says the same to a reader):
 - A side with one seed has no spread, so the group gets no verdict: **too few seeds**.
 - Both sides must have taken the same number of KD steps (a host's warm-up epochs take none);
   otherwise the group gets no verdict: **unequal KD steps**.
+- Every run on both sides must have converged (the ``converged`` column of
+  :func:`cdemi.report.study_budget.mark_converged`, where the records have it); otherwise the group
+  gets no verdict: **not converged**.  A difference taken while the students still climb measures
+  the budget, not the method.
 - A difference of two gains (claims 7 and 8) is tested the same way: its variance is the sum of
   its four sides', its degrees of freedom Welch-Satterthwaite's over the four.
 
 Parts combine by conjunction, for the groups of a comparison as for the comparisons of a claim:
 **does not hold** when any part does not hold, **holds** when every part holds, else
-**inconclusive** if any part is, else **too few seeds**, **unequal KD steps** or **no cells yet**.
+**inconclusive** if any part is, else **not converged**, **too few seeds**, **unequal KD steps** or **no
+cells yet**.
 A comparison marked ``counts=False`` is shown beside the verdict but does not enter it (claim 1's
 two effects).  Nothing here knows the numbers it will be given: the verdicts follow from the records.
 """
@@ -37,7 +42,8 @@ from .labels import REAL_SUBSETS
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 TOO_FEW, UNEQUAL, NO_CELLS = "too few seeds", "unequal KD steps", "no cells yet"
-VERDICTS = (HOLDS, FAILS, UNSURE, TOO_FEW, UNEQUAL, NO_CELLS)
+NOT_CONVERGED = "not converged"
+VERDICTS = (HOLDS, FAILS, UNSURE, NOT_CONVERGED, TOO_FEW, UNEQUAL, NO_CELLS)
 PAIR = ("teacher", "student")
 CLAIM7_METHODS = ("dsa", "dm", "mtt")  # the condensation methods claim 7 compares, whether or not they have cells
 
@@ -49,8 +55,9 @@ def rule(level: float) -> str:
             f"of its four sides): it **holds** when the two-sided p-value is below {level:g} and the difference is "
             f"positive, **does not hold** when p < {level:g} and it is negative, and is **inconclusive** otherwise. "
             f"A side with one seed gives no verdict (**too few seeds**), nor do sides that took different numbers of "
-            f"KD steps (**unequal KD steps**). A claim, like a comparison over its groups, holds only if every part "
-            f"holds and does not hold if any part does not.")
+            f"KD steps (**unequal KD steps**), nor does a side with a run that has not converged (**not converged**: "
+            f"fewer KD steps than the budget the convergence study chose, or none chosen yet). A claim, like a "
+            f"comparison over its groups, holds only if every part holds and does not hold if any part does not.")
 
 
 def welch(d: float, terms: list[tuple[float, int]], level: float) -> dict:
@@ -76,12 +83,13 @@ def welch(d: float, terms: list[tuple[float, int]], level: float) -> dict:
 
 def combine(verdicts: list[str]) -> str:
     """The conjunction of the module docstring: any part fails -> does not hold; every part
-    holds -> holds; else inconclusive, too few seeds, unequal KD steps, no cells yet (the first present)."""
+    holds -> holds; else inconclusive, not converged, too few seeds, unequal KD steps, no cells yet (the first
+    present)."""
     if FAILS in verdicts:
         return FAILS
     if verdicts and all(v == HOLDS for v in verdicts):
         return HOLDS
-    for v in (UNSURE, TOO_FEW, UNEQUAL):
+    for v in (UNSURE, NOT_CONVERGED, TOO_FEW, UNEQUAL):
         if v in verdicts:
             return v
     return NO_CELLS
@@ -109,6 +117,11 @@ def _budget(group: pd.DataFrame) -> int | None:
     return int(steps.pop()) if len(steps) == 1 else None
 
 
+def _converged(group: pd.DataFrame) -> bool:
+    """Whether every run of ``group`` has converged (True where the records carry no ``converged`` column)."""
+    return bool(group["converged"].all()) if "converged" in group else True
+
+
 def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, match: tuple[str, ...],
             level: float, split: tuple[str, ...] = (), counts: bool = True) -> Evidence:
     """``better`` minus ``baseline`` (column filters) per group of equal ``match`` columns, each
@@ -132,6 +145,8 @@ def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, mat
         test = welch(d, terms, level)
         if steps[0] is None or steps[0] != steps[1]:
             test["verdict"] = UNEQUAL
+        elif not (_converged(b_group) and _converged(a_group)):
+            test["verdict"] = NOT_CONVERGED
         ev.groups.append({**dict(zip(keys, key)), "d": d, **test, "n_better": nb, "n_baseline": na,
                           "kd_steps_better": steps[0], "kd_steps_baseline": steps[1], "terms": terms})
     ev.verdict = combine([g["verdict"] for g in ev.groups])
@@ -155,6 +170,8 @@ def compare_gains(records: pd.DataFrame, label: str, gain_a: tuple[dict, dict], 
         test = welch(d, terms, level)
         if UNEQUAL in (g["verdict"], other["verdict"]):
             test["verdict"] = UNEQUAL
+        elif NOT_CONVERGED in (g["verdict"], other["verdict"]):
+            test["verdict"] = NOT_CONVERGED
         ev.groups.append({**{m: g[m] for m in match}, "d": d, **test, "n_better": g["n_better"],
                           "n_baseline": other["n_better"], "kd_steps_better": g["kd_steps_better"],
                           "kd_steps_baseline": other["kd_steps_better"], "terms": terms})

@@ -208,6 +208,16 @@ def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int, checks: pd.DataF
     return int(math.ceil(max(settled) / kd_steps_per_epoch) * kd_steps_per_epoch)
 
 
+def budget_hosts(records: pd.DataFrame, study_curves: pd.DataFrame) -> list[str]:
+    """The hosts (``none``: KD alone) with a full-length cell at the grid's settings: those whose
+    curves :func:`chosen_budget` reads, so the grid runs the budget is known to suffice for
+    (:mod:`cdemi.report.study_budget`).  :param study_curves: :func:`curves`."""
+    if study_curves.empty:
+        return []
+    full = study_curves[study_curves["at_grid_settings"] & ~study_curves["budget_check"]]
+    return sorted(set(records.loc[records["name"].isin(set(full["name"])), "host"]))
+
+
 def figure(study_curves: pd.DataFrame, chosen: int | None):
     """Validation accuracy against KD steps: one panel per cell (Fast, Fast + guidance, ...), one line
     per budget it was run to (mean over seeds, band: lowest to highest seed; darker for longer runs),

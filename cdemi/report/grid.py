@@ -2,8 +2,9 @@
 :func:`cdemi.report.runs.load_records`, and the model records ``data/models/*.json``).
 
 Every cell is the final test accuracy (%) averaged over the seeds present, shown as
-``mean ± std (n)`` (``mean (1)`` with one seed); the numeric CSV twin of each table keeps
-mean, std and n apart (:func:`long_cells`).  A cell without records is left empty.
+``mean ± std (n)`` (``mean (1)`` with one seed), marked ``†`` when a run of it has not converged
+(:mod:`cdemi.report.study_budget`); the numeric CSV twin of each table keeps mean, std, n and
+``converged`` apart (:func:`long_cells`).  A cell without records is left empty.
 Rows, columns and names follow :mod:`cdemi.report.labels`.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .labels import ARCH_NAMES, HOST_NAMES, IMPORTED_SETS, INVERSION_HOSTS, SET_NAMES, VARIANT_NAMES, pair_label
+from .study_budget import MARK
 
 
 def stats(values: pd.Series) -> dict:
@@ -24,12 +26,32 @@ def stats(values: pd.Series) -> dict:
             "std": float(values.std(ddof=1)) if n >= 2 else float("nan"), "n": n}
 
 
+def run_stats(runs: pd.DataFrame, column: str = "final") -> dict:
+    """:func:`stats` of the runs' ``column``, with ``converged`` (whether every run is) where
+    ``runs`` has the ``converged`` column of :func:`cdemi.report.study_budget.mark_converged`."""
+    s = stats(runs[column])
+    if "converged" in runs:
+        s["converged"] = bool(runs["converged"].all())
+    return s
+
+
+def difference(a: dict, b: dict) -> dict:
+    """Cell ``a`` minus cell ``b`` (:func:`run_stats`): the difference of means in points, no spread,
+    the smaller seed count, converged only where both are."""
+    out = {"mean": a["mean"] - b["mean"], "std": float("nan"), "n": min(a["n"], b["n"])}
+    if "converged" in a or "converged" in b:
+        out["converged"] = a.get("converged", True) and b.get("converged", True)
+    return out
+
+
 def cell_text(s: dict) -> str:
-    """``72.15 ± 1.20 (3)``, ``72.15 (1)``, or empty without runs."""
+    """``72.15 ± 1.20 (3)``, ``72.15 (1)``, or empty without runs; :data:`~cdemi.report.study_budget.MARK`
+    appended where a run of the cell has not converged (``s["converged"]`` False)."""
     if not s["n"]:
         return ""
     spread = f" ± {s['std']:.2f}" if s["n"] >= 2 and s["std"] == s["std"] else ""  # NaN: no spread to show
-    return f"{s['mean']:.2f}{spread} ({s['n']})"
+    mark = f" {MARK}" if s.get("converged") is False else ""
+    return f"{s['mean']:.2f}{spread} ({s['n']}){mark}"
 
 
 def select(records: pd.DataFrame, **where) -> pd.DataFrame:
@@ -50,9 +72,10 @@ def cell(host: str, variant: str, method: str, ipc: int) -> dict:
 
 
 def long_cells(cells: dict[tuple, dict], index_names: list[str]) -> pd.DataFrame:
-    """The numeric twin of a text table: one row per cell key with mean, std and n."""
+    """The numeric twin of a text table: one row per cell key with mean, std, n and ``converged``
+    (empty for cells that are no runs, such as the reference rows)."""
     rows = [{**dict(zip(index_names, key)), **s} for key, s in cells.items()]
-    return pd.DataFrame(rows, columns=[*index_names, "mean", "std", "n"]).set_index(index_names)
+    return pd.DataFrame(rows, columns=[*index_names, "mean", "std", "n", "converged"]).set_index(index_names)
 
 
 def text_table(texts: dict[tuple, str]) -> pd.DataFrame:
@@ -114,13 +137,13 @@ def main_table(records: pd.DataFrame, references: dict, method: str = "dm", ipc:
             put(label, pair, {"mean": acc, "std": float("nan"), "n": 1} if acc is not None else stats(pd.Series([], dtype=float)))
         on_pair = select(records, teacher=pair[0], student=pair[1])
         put(f"KD on {SET_NAMES.get(method, method)} IPC {ipc} alone", pair,
-            stats(select(on_pair, variant="kd-only", transfer_method=method, transfer_ipc=ipc)["final"]))
+            run_stats(select(on_pair, variant="kd-only", transfer_method=method, transfer_ipc=ipc)))
         put(f"KD on {SET_NAMES.get(real_method, real_method)} IPC {ipc} alone", pair,
-            stats(select(on_pair, variant="kd-only", transfer_method=real_method, transfer_ipc=ipc)["final"]))
+            run_stats(select(on_pair, variant="kd-only", transfer_method=real_method, transfer_ipc=ipc)))
         for host in INVERSION_HOSTS:
             for variant in ("plain", "naive", "guided"):
                 put(HOST_NAMES[host] + VARIANT_NAMES[variant], pair,
-                    stats(select(on_pair, **cell(host, variant, method, ipc))["final"]))
+                    run_stats(select(on_pair, **cell(host, variant, method, ipc))))
     numbers = long_cells(cells, ["row", "pair"])
     text = text_table({k: cell_text(s) for k, s in cells.items()})
     text = text.reindex(index=rows, columns=[pair_label(*p) for p in pairs])
@@ -141,10 +164,10 @@ def ipc_table(records: pd.DataFrame, hosts=("fast", "cmi"), method: str = "dm", 
             row = HOST_NAMES[host] + VARIANT_NAMES[variant]
             rows.append(row)
             for ipc in ipcs:
-                cells[(row, ipc)] = stats(select(recs, **cell(host, variant, method, ipc))["final"])
+                cells[(row, ipc)] = run_stats(select(recs, **cell(host, variant, method, ipc)))
     rows.append(f"KD on {SET_NAMES.get(method, method)} alone")
     for ipc in ipcs:
-        cells[(rows[-1], ipc)] = stats(select(recs, variant="kd-only", transfer_method=method, transfer_ipc=ipc)["final"])
+        cells[(rows[-1], ipc)] = run_stats(select(recs, variant="kd-only", transfer_method=method, transfer_ipc=ipc))
     text = text_table({k: cell_text(s) for k, s in cells.items()}).reindex(index=rows, columns=ipcs)
     text.columns = [f"IPC {i}" for i in ipcs]
     text.index.name = "student top-1 (%)"
@@ -169,7 +192,7 @@ def condenser_table(records: pd.DataFrame, convnet: dict[str, float], host: str 
     the host guided by the set, and the guided run's gain over the host's plain run (points).
     :returns: (text, numeric)."""
     recs = select(records, student=student)
-    plain = stats(select(recs, host=host, variant="plain")["final"])
+    plain = run_stats(select(recs, host=host, variant="plain"))
     methods = [m for m in T3_SETS if m in set(recs["transfer_method"]) or m in convnet]
     cells: dict[tuple, dict] = {}
     guided_col = f"{HOST_NAMES[host]} + guidance"
@@ -177,12 +200,11 @@ def condenser_table(records: pd.DataFrame, convnet: dict[str, float], host: str 
         row = SET_NAMES.get(m, m)
         cells[(row, "ConvNet on the set")] = {"mean": convnet.get(m, float("nan")), "std": float("nan"),
                                               "n": int(m in convnet)}
-        cells[(row, "KD on the set alone")] = stats(select(recs, variant="kd-only", transfer_method=m,
-                                                           transfer_ipc=ipc)["final"])
-        g = stats(select(recs, host=host, variant="guided", transfer_method=m, transfer_ipc=ipc)["final"])
+        cells[(row, "KD on the set alone")] = run_stats(select(recs, variant="kd-only", transfer_method=m,
+                                                               transfer_ipc=ipc))
+        g = run_stats(select(recs, host=host, variant="guided", transfer_method=m, transfer_ipc=ipc))
         cells[(row, guided_col)] = g
-        cells[(row, f"gain over {HOST_NAMES[host]} plain")] = {"mean": g["mean"] - plain["mean"], "std": float("nan"),
-                                                                "n": min(g["n"], plain["n"])}
+        cells[(row, f"gain over {HOST_NAMES[host]} plain")] = difference(g, plain)
     text = text_table({k: cell_text(s) for k, s in cells.items()})
     text = text.reindex(index=[SET_NAMES.get(m, m) for m in methods],
                         columns=["ConvNet on the set", "KD on the set alone", guided_col,
@@ -197,15 +219,15 @@ def few_shot_table(records: pd.DataFrame, host: str = "fast", student: str = "mo
     and the host guided by the k images.  :returns: (text, numeric)."""
     recs = select(records, student=student)
     ks = sorted(set(select(recs, transfer_method="kshot")["transfer_ipc"]))
-    plain = stats(select(recs, host=host, variant="plain")["final"])
+    plain = run_stats(select(recs, host=host, variant="plain"))
     cells: dict[tuple, dict] = {}
     guided_col = f"{HOST_NAMES[host]} + guidance"
     for k in ks:
-        cells[(k, "KD on the k-shot images alone")] = stats(select(recs, variant="kd-only", transfer_method="kshot",
-                                                                   transfer_ipc=k)["final"])
+        cells[(k, "KD on the k-shot images alone")] = run_stats(select(recs, variant="kd-only",
+                                                                       transfer_method="kshot", transfer_ipc=k))
         cells[(k, f"{HOST_NAMES[host]} plain")] = plain
-        cells[(k, guided_col)] = stats(select(recs, host=host, variant="guided", transfer_method="kshot",
-                                              transfer_ipc=k)["final"])
+        cells[(k, guided_col)] = run_stats(select(recs, host=host, variant="guided", transfer_method="kshot",
+                                                  transfer_ipc=k))
     text = text_table({key: cell_text(s) for key, s in cells.items()})
     text = text.reindex(index=ks, columns=["KD on the k-shot images alone", f"{HOST_NAMES[host]} plain", guided_col])
     text.index.name = "k (real images per class)"
@@ -224,20 +246,19 @@ def ablation_table(records: pd.DataFrame, host: str = "fast", method: str = "dm"
     :returns: (text, numeric)."""
     recs = select(records, host=host, transfer_method=method, transfer_ipc=ipc, student=student)
     recs = recs[recs["variant"].str.startswith("guided")]
-    default = stats(select(recs, variant="guided")["final"])
+    default = run_stats(select(recs, variant="guided"))
     labels = sorted(set(recs["variant"]), key=lambda v: (v != "guided", v != "guided-uncond", v))
     rows, cells = [], {}
     for label in labels:
         group = select(recs, variant=label)
-        s = stats(group["final"])
+        s = run_stats(group)
         row = ABLATIONS.get(label, label.split("[", 1)[-1].rstrip("]").replace("weight", "λ_FA"))
         rows.append(row)
         cells[(row, "top-1 (%)")] = s
-        cells[(row, "− default (points)")] = {"mean": s["mean"] - default["mean"], "std": float("nan"),
-                                              "n": min(s["n"], default["n"])}
+        cells[(row, "− default (points)")] = difference(s, default)
         for col, name in (("d_acc_real", "D acc. condensed"), ("d_acc_fake", "D acc. synthetic")):
             if col in group:
-                cells[(row, name)] = stats(group[col])
+                cells[(row, name)] = run_stats(group, col)
     text = text_table({k: (cell_text(s) if k[1] != "− default (points)" or k[0] != rows[0] else "")
                        for k, s in cells.items()})
     columns = [c for c in ("top-1 (%)", "− default (points)", "D acc. condensed", "D acc. synthetic") if c in text]

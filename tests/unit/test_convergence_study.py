@@ -359,7 +359,12 @@ def test_only_cells_at_the_grids_host_settings_bound_the_budget():
     assert convergence.at_grid_settings("none", configs["kd"], grid)
     verdicts = {n: convergence.convergence.verdict([r["validation_accuracy"] for r in c])
                 for n, c in zip(records["name"], records["curve"])}
-    cells = convergence.summary(records, convergence.curves(records, configs, grid), verdicts)
+    study_curves = convergence.curves(records, configs, grid)
+    cells = convergence.summary(records, study_curves, verdicts)
+    # the hosts the budget is read from: those with a full-length cell at the grid's settings
+    assert convergence.budget_hosts(records, study_curves) == ["fast", "none"]
+    probes_only = records[records["name"].isin(["kd", "theirs"])]
+    assert convergence.budget_hosts(probes_only, convergence.curves(probes_only, configs, grid)) == ["none"]
     # a run at neither the published nor the grid's settings is a cell of its own too
     assert cells["at_grid_settings"].to_dict() == {"KD alone": True, "Fast": True, "Fast, public settings": False,
                                                    "Fast, other settings": False}
