@@ -56,8 +56,8 @@ def rule(level: float) -> str:
             f"positive, **does not hold** when p < {level:g} and it is negative, and is **inconclusive** otherwise. "
             f"A side with one seed gives no verdict (**too few seeds**), nor do sides that took different numbers of "
             f"KD steps (**unequal KD steps**), nor does a side with a run that has not converged (**not converged**: "
-            f"fewer KD steps than the budget the convergence study chose, or none chosen yet). A claim, like a "
-            f"comparison over its groups, holds only if every part holds and does not hold if any part does not.")
+            f"fewer KD steps than the convergence study settled for its host settings, or none settled yet). A claim, "
+            f"like a comparison over its groups, holds only if every part holds and does not hold if any part does not.")
 
 
 def welch(d: float, terms: list[tuple[float, int]], level: float) -> dict:

@@ -13,6 +13,7 @@ accuracy per synthesis (:func:`discriminator_curves`); every cell gets its measu
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -21,7 +22,7 @@ import pandas as pd
 from .. import convergence
 from .labels import HOST_NAMES, KD_ONLY_HOST, VARIANT_NAMES
 from .deviations import public_settings
-from .runs import host_settings, warmup_epochs
+from .runs import budget_key, host_settings, warmup_epochs
 
 
 def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list[dict]] | None = None) -> pd.DataFrame:
@@ -180,42 +181,69 @@ def budget_checks(cells: pd.DataFrame, tolerance: float = convergence.TOLERANCE)
                                        "full_validation_final_mean", "difference", "enough"])
 
 
-def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int, checks: pd.DataFrame | None = None) -> int | None:
-    """KD steps for the grid: the largest over the full-length cells (budget checks aside) run at the
-    grid's host settings (``at_grid_settings``, where ``cells`` has it) of the budget each settles at,
-    rounded up to whole epochs of ``kd_steps_per_epoch``; None while any of those cells has not
-    settled.  Cells at other settings (probes, such as the published ones) do not bound the grid's
-    budget.  A cell settles at the plateau of its mean validation curve, or, when sooner, at the budget
-    of a check (:func:`budget_checks`) that ends within the tolerance of the full runs while those run
-    at least twice as long: under a cosine schedule the last epochs gain while the learning rate
-    decays however long the run, so a halved schedule that lands where the full one does is the
-    budget's evidence even where the plateau rule cannot see a flat curve."""
+def settles_at(cells: pd.DataFrame, checks: pd.DataFrame | None = None) -> dict[str, float | None]:
+    """Each full-length cell (budget checks aside) -> the KD steps it settles at, None while it has not.
+
+    A cell settles at the plateau of its mean validation curve, or, when sooner, at the budget of a
+    check (:func:`budget_checks`) that ends within the tolerance of the full runs while those run at
+    least twice as long: under a cosine schedule the last epochs gain while the learning rate decays
+    however long the run, so a halved schedule that lands where the full one does is the budget's
+    evidence even where the plateau rule cannot see a flat curve."""
     if "budget_check" in cells:
         cells = cells[~cells["budget_check"]]
-    if "at_grid_settings" in cells:
-        cells = cells[cells["at_grid_settings"]]
-    settled = []
+    out: dict[str, float | None] = {}
     for cell, r in cells.iterrows():
         options = [r["plateau_kd_steps"]] if r["mean_curve_converged"] else []
         if checks is not None and len(checks):
             mine = checks[(checks["cell"] == cell) & checks["enough"] & (checks["full_kd_steps"] >= 2 * checks["kd_steps"])]
             options += mine["kd_steps"].tolist()
-        if not options:
-            return None
-        settled.append(min(options))
-    if not settled:
+        out[cell] = min(options) if options else None
+    return out
+
+
+def _whole_epochs(kd_steps: float, kd_steps_per_epoch: int) -> int:
+    return int(math.ceil(kd_steps / kd_steps_per_epoch) * kd_steps_per_epoch)
+
+
+def chosen_budget(cells: pd.DataFrame, kd_steps_per_epoch: int, checks: pd.DataFrame | None = None) -> int | None:
+    """KD steps for the grid: the largest over the full-length cells run at the grid's host settings
+    (``at_grid_settings``, where ``cells`` has it) of the budget each settles at (:func:`settles_at`),
+    rounded up to whole epochs of ``kd_steps_per_epoch``; None while any of those cells has not
+    settled.  Cells at other settings (probes, such as the published ones) do not bound it."""
+    if "at_grid_settings" in cells:
+        cells = cells[cells["at_grid_settings"]]
+    settled = list(settles_at(cells, checks).values())
+    if not settled or None in settled:
         return None
-    return int(math.ceil(max(settled) / kd_steps_per_epoch) * kd_steps_per_epoch)
+    return _whole_epochs(max(settled), kd_steps_per_epoch)
 
 
-def budget_hosts(records: pd.DataFrame, study_curves: pd.DataFrame) -> list[str]:
-    """The hosts (``none``: KD alone) with a full-length cell at the grid's settings: those whose
-    curves :func:`chosen_budget` reads, so the grid runs the budget is known to suffice for
-    (:mod:`cdemi.report.study_budget`).  :param study_curves: :func:`curves`."""
-    if study_curves.empty:
-        return []
-    full = study_curves[study_curves["at_grid_settings"] & ~study_curves["budget_check"]]
-    return sorted(set(records.loc[records["name"].isin(set(full["name"])), "host"]))
+def settled_budgets(study_curves: pd.DataFrame, records: pd.DataFrame, cells: pd.DataFrame,
+                    checks: pd.DataFrame | None, kd_steps_per_epoch: int) -> list[dict]:
+    """The budget of every host and settings the study ran full-length cells at: one entry per
+    :func:`cdemi.report.runs.budget_key` with its ``host``, ``host_settings``, ``kd_settings``, its
+    ``cells`` and ``kd_steps``: the largest of its cells' :func:`settles_at`, in whole epochs; None
+    while any of them (any variant) has not settled.  A grid run with the same key that takes at
+    least that many KD steps has converged (:mod:`cdemi.report.study_budget`).
+
+    :param study_curves: :func:`curves`; :param records: the study's :func:`cdemi.report.runs.load_records`
+        (with ``config``); :param cells, checks: :func:`summary`, :func:`budget_checks`.
+    """
+    settled = settles_at(cells, checks)
+    full = study_curves[~study_curves["budget_check"]].drop_duplicates("name")
+    by_name = records.set_index("name")
+    groups: dict[str, dict] = {}
+    for name, cell in zip(full["name"], full["cell"]):
+        key = budget_key(by_name.loc[name, "host"], by_name.loc[name, "config"])
+        group = groups.setdefault(key, {**json.loads(key), "cells": []})
+        if cell not in group["cells"]:
+            group["cells"].append(cell)
+    out = []
+    for key, group in groups.items():
+        steps = [settled.get(c) for c in group["cells"]]
+        group["kd_steps"] = None if None in steps else _whole_epochs(max(steps), kd_steps_per_epoch)
+        out.append(group)
+    return sorted(out, key=lambda g: (g["host"], g["cells"]))
 
 
 def figure(study_curves: pd.DataFrame, chosen: int | None):
@@ -292,6 +320,18 @@ def findings(cells: pd.DataFrame, chosen: int | None, checks: pd.DataFrame | Non
                      f"schedule ({_seeds(r.seeds)}), ends at {r.validation_final_mean:.2f}% on validation against "
                      f"{r.full_validation_final_mean:.2f}% after {r.full_kd_steps:,} ({r.difference:+.2f} points): "
                      f"that budget {verdict} by the 1-point rule.")
+    return "\n".join(lines)
+
+
+def budgets_text(settled: list[dict]) -> str:
+    """:func:`settled_budgets` in words: per host and settings, its cells and the KD steps it settled at."""
+    if not settled:
+        return ""
+    lines = ["\n\nBudgets by host and settings (a grid run at the same host and KD settings has converged once it "
+             "takes as many KD steps, whatever its variant, student or set):"]
+    for b in settled:
+        at = f"**{b['kd_steps']:,} KD steps**" if b["kd_steps"] is not None else "not settled yet"
+        lines.append(f"- {' and '.join(f'**{c}**' for c in b['cells'])}: {at}")
     return "\n".join(lines)
 
 

@@ -28,19 +28,37 @@ def variant_label(record: dict) -> str:
     return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
 
 
+def _entry(config: dict):
+    """A run record's ``config`` validated as its entry (:class:`cdemi.params.StudyRun` or
+    :class:`~cdemi.params.DistillRun`), defaults filled in."""
+    from ..params import DistillRun, StudyRun
+
+    return (StudyRun if "validation_per_class" in config else DistillRun).model_validate(config)
+
+
 def host_settings(config: dict) -> dict:
     """A run's host settings: the entry's ``host_params`` over the host's defaults (empty for KD
     alone).  :param config: a run record's ``config`` (a study or a grid entry)."""
-    from ..params import DistillRun, StudyRun
-
-    model = StudyRun if "validation_per_class" in config else DistillRun
-    return model.model_validate(config).host_settings
+    return _entry(config).host_settings
 
 
 def warmup_epochs(config: dict) -> int:
     """Epochs without KD at the start of a run: its host's ``warmup`` (0 for KD alone).
     :param config: a run record's ``config``."""
     return host_settings(config).get("warmup", 0)
+
+
+KD_SETTINGS = ("batch_size", "lr", "momentum", "weight_decay", "temperature", "mixing", "pool_max")
+
+
+def budget_key(host: str, config: dict) -> str:
+    """What a KD budget measured in the convergence study carries over to: the host, its settings
+    (:func:`host_settings`) and the KD loop's (:data:`KD_SETTINGS`; not its length, seed or curve), as
+    canonical JSON.  Runs with equal keys need the same KD steps whatever their variant, student or set.
+    :param config: a run record's ``config``."""
+    entry = _entry(config)
+    return json.dumps({"host": host, "host_settings": entry.host_settings,
+                       "kd_settings": {k: getattr(entry, k) for k in KD_SETTINGS}}, sort_keys=True)
 
 
 def kd_steps_taken(config: dict) -> int:
@@ -75,7 +93,8 @@ def parse_record(path: Path, raw: bytes) -> dict:
 def load_records(records_dir: str | Path, dataset: str | None = None, lock: str | Path | None = None) -> pd.DataFrame:
     """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``dataset,
     teacher, student, transfer, transfer_method, transfer_ipc, teacher_path, transfer_path,
-    teacher_sha256, seed, final, best, kd_steps`` (:func:`kd_steps_taken`) ``, synthesis_min, kd_min, images,
+    teacher_sha256, seed, final, best, kd_steps`` (:func:`kd_steps_taken`) ``, config`` (the record's) ``,
+    synthesis_min, kd_min, images,
     peak_memory_mb`` plus
     the epoch means of the diagnostics, and ``curve`` (the per-epoch rows).
 
@@ -110,7 +129,7 @@ def load_records(records_dir: str | Path, dataset: str | None = None, lock: str 
                      "transfer": f"{transfer['method']} IPC {transfer['ipc']}" if transfer else "",
                      "transfer_method": transfer.get("method", ""), "transfer_ipc": transfer.get("ipc", 0),
                      "teacher_sha256": rec.get("teacher_sha256", ""), "seed": rec["seed"], "final": rec["final_accuracy"], "best": rec["best_accuracy"],
-                     "kd_steps": kd_steps_taken(config),
+                     "kd_steps": kd_steps_taken(config), "config": config,
                      "synthesis_min": rec["synthesis_seconds"] / 60, "kd_min": rec["kd_seconds"] / 60,
                      "images": rec["images_synthesised"], "peak_memory_mb": rec["peak_memory_mb"],
                      **rec.get("diagnostics_mean", {}), "curve": rec["curve"]})

@@ -1,53 +1,57 @@
-"""Which grid runs took the budget the convergence study chose (``results/convergence.json``).
+"""Which grid runs took a budget the convergence study showed to suffice (``results/convergence.json``).
 
 Under the cosine learning-rate schedule a run's own last-fifth verdict (:mod:`cdemi.convergence`) mostly
-sees the learning rate decay, so a grid run is judged by the study instead: it counts as **converged**
-when the study has chosen a budget (``chosen_kd_steps``), the run took at least that many KD steps,
-and its host is one the budget was read from (``hosts``: a host with a full-length study cell at the
-grid's settings, ``none`` for KD alone; :func:`cdemi.report.convergence.budget_hosts`).  The tables
-mark every other cell with :data:`MARK` and the claims give no verdict on it
-(:data:`cdemi.report.claims.NOT_CONVERGED`).
+sees the learning rate decay, so a grid run is judged by the study instead.  The study settles a budget
+per host and settings (``budgets``: :func:`cdemi.report.convergence.settled_budgets`, keyed by
+:func:`cdemi.report.runs.budget_key`: the host, its settings and the KD loop's, whatever the variant,
+student or set).  A run counts as **converged** when the study holds a settled budget for its key and
+the run took at least that many KD steps.  So a host at settings the study has not run, or whose cells
+there have not all settled, is not converged however long it ran.  The tables mark every other cell
+with :data:`MARK` and the claims give no verdict on it (:data:`cdemi.report.claims.NOT_CONVERGED`).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .labels import HOST_NAMES, KD_ONLY_HOST
+from .runs import budget_key
 
 MARK = "†"
 
 
 @dataclass(frozen=True)
 class StudyBudget:
-    """:param kd_steps: the study's chosen KD steps for the grid (None: none chosen yet).
-    :param hosts: the hosts whose study cells bound it (``none``: KD alone)."""
+    """:param budgets: :func:`cdemi.report.runs.budget_key` -> the KD steps the study settled it at
+        (None: measured but not settled yet).
+    :param cells: the same keys -> the study cells that measured them (for the footnote)."""
 
-    kd_steps: int | None
-    hosts: tuple[str, ...]
+    budgets: dict[str, int | None] = field(default_factory=dict)
+    cells: dict[str, list[str]] = field(default_factory=dict)
 
-    def reached(self, host: str, kd_steps: int) -> bool:
-        """Whether a run of ``host`` that took ``kd_steps`` KD steps in all counts as converged."""
-        return self.kd_steps is not None and kd_steps >= self.kd_steps and host in self.hosts
+    def reached(self, host: str, config: dict, kd_steps: int) -> bool:
+        """Whether a run of ``host`` with ``config`` (its record's) that took ``kd_steps`` KD steps in
+        all counts as converged."""
+        settled = self.budgets.get(budget_key(host, config))
+        return settled is not None and kd_steps >= settled
 
     def footnote(self) -> str:
-        """What :data:`MARK` means, in one sentence."""
-        if self.kd_steps is None:
-            return (f"{MARK} not converged: the convergence study has chosen no budget yet, so no run of the grid is "
-                    f"known to have converged.")
-        hosts = ", ".join(sorted("KD alone" if h == KD_ONLY_HOST else HOST_NAMES.get(h, h) for h in self.hosts))
-        return (f"{MARK} not converged: fewer KD steps than the {self.kd_steps:,} the convergence study chose, or a "
-                f"host whose budget it has not measured (measured: {hosts}).")
+        """What :data:`MARK` means, in one sentence, with the budgets the study has settled."""
+        settled = sorted(f"{steps:,} KD steps for {' and '.join(self.cells.get(k, []))}"
+                         for k, steps in self.budgets.items() if steps is not None)
+        where = f" (settled so far: {'; '.join(settled)})" if settled else " (none settled yet)"
+        return (f"{MARK} not converged: the convergence study has not settled a budget for this host at these "
+                f"settings, or the run took fewer KD steps than it{where}.")
 
 
 def read(path: str | Path) -> StudyBudget:
-    """The chosen budget in ``path`` (the ``convergence`` stage's JSON).
+    """The budgets in ``path`` (the ``convergence`` stage's JSON).
 
     :raises FileNotFoundError: no such file (names the stage that writes it).
-    :raises ValueError: not JSON, or without ``chosen_kd_steps`` (an int or null) and ``hosts`` (a list).
+    :raises ValueError: not JSON, or without a ``budgets`` list of entries with ``host``,
+        ``host_settings``, ``kd_settings``, ``cells`` and ``kd_steps`` (a positive int or null).
     """
     path = Path(path)
     if not path.is_file():
@@ -57,18 +61,27 @@ def read(path: str | Path) -> StudyBudget:
         raw = json.loads(path.read_text())
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON ({e}): restore it or rerun `dvc repro convergence`") from None
-    steps, hosts = raw.get("chosen_kd_steps", "missing"), raw.get("hosts")
-    if not (steps is None or (isinstance(steps, int) and not isinstance(steps, bool) and steps > 0)) \
-            or not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-        raise ValueError(f"{path} holds no study budget (chosen_kd_steps {steps!r}, hosts {hosts!r}; expected a "
-                         f"positive int or null and a list of host names): rerun `dvc repro convergence`")
-    return StudyBudget(steps, tuple(hosts))
+    entries = raw.get("budgets") if isinstance(raw, dict) else None
+    budgets, cells = {}, {}
+    for entry in entries if isinstance(entries, list) else [None]:
+        try:
+            steps = entry["kd_steps"]
+            if not (steps is None or (type(steps) is int and steps > 0)):
+                raise TypeError(steps)
+            key = json.dumps({"host": entry["host"], "host_settings": dict(entry["host_settings"]),
+                              "kd_settings": dict(entry["kd_settings"])}, sort_keys=True)
+            budgets[key], cells[key] = steps, [str(c) for c in entry["cells"]]
+        except (TypeError, KeyError, ValueError):
+            raise ValueError(f"{path} holds no study budgets (entry {entry!r}; expected a list `budgets` of host, "
+                             f"host_settings, kd_settings, cells and kd_steps, a positive int or null): rerun "
+                             f"`dvc repro convergence`") from None
+    return StudyBudget(budgets, cells)
 
 
 def mark_converged(records: pd.DataFrame, budget: StudyBudget) -> pd.DataFrame:
-    """``records`` (:func:`cdemi.report.runs.load_records`) with a ``converged`` column by
-    :meth:`StudyBudget.reached` on each run's host and ``kd_steps``."""
-    flags = [budget.reached(h, int(k)) for h, k in zip(records["host"], records["kd_steps"])]
+    """``records`` (:func:`cdemi.report.runs.load_records`, with ``config``) with a ``converged``
+    column by :meth:`StudyBudget.reached` on each run."""
+    flags = [budget.reached(h, c, int(k)) for h, c, k in zip(records["host"], records["config"], records["kd_steps"])]
     return records.assign(converged=pd.Series(flags, index=records.index, dtype=bool))
 
 

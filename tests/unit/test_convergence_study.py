@@ -361,10 +361,16 @@ def test_only_cells_at_the_grids_host_settings_bound_the_budget():
                 for n, c in zip(records["name"], records["curve"])}
     study_curves = convergence.curves(records, configs, grid)
     cells = convergence.summary(records, study_curves, verdicts)
-    # the hosts the budget is read from: those with a full-length cell at the grid's settings
-    assert convergence.budget_hosts(records, study_curves) == ["fast", "none"]
-    probes_only = records[records["name"].isin(["kd", "theirs"])]
-    assert convergence.budget_hosts(probes_only, convergence.curves(probes_only, configs, grid)) == ["none"]
+    # a budget per host and settings, the grid's or not, each of the three Fast settings its own (the grid's: its
+    # plateau, 10 epochs, one of them warm-up)
+    budgets = convergence.settled_budgets(study_curves, records.assign(config=records["name"].map(configs)), cells,
+                                          None, 50)
+    assert sorted((b["host"], b["cells"], b["kd_steps"]) for b in budgets) == [
+        ("fast", ["Fast"], 450), ("fast", ["Fast, other settings"], None), ("fast", ["Fast, public settings"], None),
+        ("none", ["KD alone"], 500)]
+    text = convergence.budgets_text(budgets)
+    assert "- **Fast**: **450 KD steps**" in text and "- **Fast, public settings**: not settled yet" in text
+    assert convergence.budgets_text([]) == ""
     # a run at neither the published nor the grid's settings is a cell of its own too
     assert cells["at_grid_settings"].to_dict() == {"KD alone": True, "Fast": True, "Fast, public settings": False,
                                                    "Fast, other settings": False}
