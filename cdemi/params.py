@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any, Annotated, ClassVar, Literal, Optional, Union
 
 import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_serializer,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationError,
+                      model_serializer, model_validator)
 
 from .data import DATASETS
 from .models import ARCHITECTURES
@@ -469,7 +469,8 @@ class ClaimsParams(_Section):
 
 
 class StudyRun(DistillRun):
-    """One run of the convergence study (``study`` section): a :class:`DistillRun` whose per-epoch
+    """One run of the convergence study (``study`` section, or a ``distill`` entry that gives
+    ``validation_per_class``: :data:`GridRun`): a :class:`DistillRun` whose per-epoch
     curve is read on a validation split of the training set and whose test set is read once, at
     its end (:func:`cdemi.distill.distill_student` with ``validation``).  Its record carries the
     split and a ``convergence`` verdict (:mod:`cdemi.convergence`).
@@ -499,6 +500,23 @@ class StudyRun(DistillRun):
         return self
 
 
+# the two kinds a ``distill`` entry may be, told apart by ``validation_per_class`` (the tags never reach a message)
+_ON_TEST, _ON_VALIDATION = "curve on the test set", "curve on a validation split"
+
+
+def _distill_kind(entry) -> str:
+    if isinstance(entry, dict):
+        return _ON_VALIDATION if "validation_per_class" in entry else _ON_TEST
+    return _ON_VALIDATION if isinstance(entry, StudyRun) else _ON_TEST
+
+
+GridRun = Annotated[Union[Annotated[StudyRun, Tag(_ON_VALIDATION)], Annotated[DistillRun, Tag(_ON_TEST)]],
+                    Discriminator(_distill_kind)]
+"""A ``distill`` entry: a :class:`StudyRun` when it gives ``validation_per_class`` (its curve on a
+validation split, the test set read once at its end, a ``convergence`` verdict in its record; the
+same configuration as a study entry, so the two share a resume key), else a :class:`DistillRun`."""
+
+
 class Profile(_Section):
     """A whole profile file.
 
@@ -508,7 +526,8 @@ class Profile(_Section):
     (:class:`DMRun`, :class:`DSARun`, :class:`MTTRun`, :class:`RealRun` by ``method``);
     ``imports``: set name -> :class:`ImportRun` (a public condensed-set file, pinned by SHA-256);
     ``evaluate_condensed``: how condensed sets are evaluated; ``distill``: run name ->
-    :class:`DistillRun` (model inversion + KD, or KD on a fixed transfer set); ``study``: run
+    :data:`GridRun` (model inversion + KD, or KD on a fixed transfer set; a :class:`StudyRun` when
+    the entry reads its curve on a validation split); ``study``: run
     name -> :class:`StudyRun` (the convergence study, on a validation split);
     ``claims``: :class:`ClaimsParams`; ``templates``: named groups of keys an entry takes with
     ``use: name, ...`` (:func:`expand_templates`; never validated on their own).
@@ -523,7 +542,7 @@ class Profile(_Section):
     condense: dict[str, CondenseRun] = {}
     imports: dict[str, ImportRun] = {}
     evaluate_condensed: EvaluateCondensed = EvaluateCondensed()
-    distill: dict[str, DistillRun] = {}
+    distill: dict[str, GridRun] = {}
     study: dict[str, StudyRun] = {}
     claims: ClaimsParams = ClaimsParams()
 
@@ -572,7 +591,7 @@ class Profile(_Section):
 def _explain(err: ValidationError, prefix: str = "") -> str:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in (prefix, *e["loc"]) if p != "")
+        key = ".".join(str(p) for p in (prefix, *e["loc"]) if p not in ("", _ON_TEST, _ON_VALIDATION))
         got = e.get("input")
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"  {key or '<top>'}: {e['msg']}{shown}")

@@ -5,9 +5,10 @@ the teacher's and transfer set's checksums, the seed, the per-epoch curve, the c
 (synthesis and KD seconds, images synthesised, pool bytes, peak memory) and the final
 and best test accuracy.  Reports are built from these records only.
 
-A ``study`` entry (:class:`cdemi.params.StudyRun`) runs the same way with its curve on a validation
-split of the training set and the test set read once, at its end; its record adds ``validation``
-(the split) and ``convergence`` (:func:`cdemi.convergence.verdict` on that curve).
+A ``study`` entry (:class:`cdemi.params.StudyRun`), or a ``distill`` entry that gives
+``validation_per_class`` (validated as one), runs the same way with its curve on a validation split of
+the training set and the test set read once, at its end; its record adds ``validation`` (the split)
+and ``convergence`` (:func:`cdemi.convergence.verdict` on that curve).
 
 ``python -m cdemi.distill PARAMS RUN RECORD [--section study]`` runs one entry; under ``torchrun`` every rank runs it
 (see :mod:`cdemi.distill.loop`) and rank 0 alone writes the record and the samples.

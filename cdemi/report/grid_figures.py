@@ -14,6 +14,7 @@ import torch
 
 from .grid import cell, select
 from .labels import HOST_NAMES, HOST_ORDER, INVERSION_HOSTS, KD_ONLY_HOST, pair_label
+from .runs import epoch_accuracy
 from .variants import curves
 
 VARIANT_COLOURS = {"plain": "tab:gray", "naive": "tab:blue", "guided": "tab:red", "kd-only": "black"}
@@ -112,8 +113,9 @@ def cost_scatter(records: pd.DataFrame, teacher: str, student: str, method: str 
 
 
 def curve_panels(records: pd.DataFrame, teacher: str, student: str, method: str = "dm", ipc: int = 10):
-    """Test accuracy over epochs, one panel per host, mean over seeds per variant (the last
-    epoch on the whole test set, earlier ones on the records' test subset)."""
+    """Student accuracy over epochs (:func:`cdemi.report.runs.epoch_accuracy`: on the validation split
+    for runs with one, else on the test set, earlier epochs on the records' test subset), one panel per
+    host, mean over seeds per variant."""
     import matplotlib.pyplot as plt
 
     recs = select(records, teacher=teacher, student=student)
@@ -122,7 +124,7 @@ def curve_panels(records: pd.DataFrame, teacher: str, student: str, method: str 
     for ax, host in zip(axes[0], hosts):
         for variant in ("plain", "naive", "guided"):
             where = cell(host, variant, method, ipc)
-            rows = [{"epoch": row["epoch"], "acc": row["test_accuracy"]}
+            rows = [{"epoch": row["epoch"], "acc": epoch_accuracy(row)}
                     for curve in select(recs, **where)["curve"] for row in curve]
             if rows:
                 g = pd.DataFrame(rows).groupby("epoch")["acc"].agg(["mean", "std"])
@@ -187,7 +189,7 @@ def sample_panels(samples: dict[tuple[str, str], tuple[torch.Tensor, torch.Tenso
     return fig
 
 
-DIAGNOSTIC_PANELS = {"test_accuracy": "student test accuracy (%)", "distance_condensed": "feature distance to condensed",
+DIAGNOSTIC_PANELS = {"accuracy": "student accuracy (%)", "distance_condensed": "feature distance to condensed",
                      "d_acc_fake": "D accuracy on synthetic (guided)"}
 
 

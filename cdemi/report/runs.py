@@ -28,6 +28,12 @@ def variant_label(record: dict) -> str:
     return record["variant"] + (f"[{', '.join(changed)}]" if changed else "")
 
 
+def epoch_accuracy(row: dict) -> float:
+    """The student's accuracy in one row of a run record's ``curve`` (%): on the validation split for a
+    run that has one (its test set is read at its end alone), else on the test set (or its per-epoch subset)."""
+    return row["validation_accuracy"] if "validation_accuracy" in row else row["test_accuracy"]
+
+
 def _entry(config: dict):
     """A run record's ``config`` validated as its entry (:class:`cdemi.params.StudyRun` or
     :class:`~cdemi.params.DistillRun`), defaults filled in."""
@@ -51,14 +57,20 @@ def warmup_epochs(config: dict) -> int:
 KD_SETTINGS = ("batch_size", "lr", "momentum", "weight_decay", "temperature", "mixing", "pool_max")
 
 
+def encode_budget_key(host: str, host_settings: dict, kd_settings: dict) -> str:
+    """The canonical JSON of a budget key (key-sorted): what :func:`budget_key` returns and what
+    :func:`cdemi.report.study_budget.read` rebuilds from the study's JSON."""
+    return json.dumps({"host": host, "host_settings": dict(host_settings), "kd_settings": dict(kd_settings)},
+                      sort_keys=True)
+
+
 def budget_key(host: str, config: dict) -> str:
     """What a KD budget measured in the convergence study carries over to: the host, its settings
     (:func:`host_settings`) and the KD loop's (:data:`KD_SETTINGS`; not its length, seed or curve), as
-    canonical JSON.  Runs with equal keys need the same KD steps whatever their variant, student or set.
-    :param config: a run record's ``config``."""
+    canonical JSON (:func:`encode_budget_key`).  Runs with equal keys need the same KD steps whatever
+    their variant, student or set.  :param config: a run record's ``config``."""
     entry = _entry(config)
-    return json.dumps({"host": host, "host_settings": entry.host_settings,
-                       "kd_settings": {k: getattr(entry, k) for k in KD_SETTINGS}}, sort_keys=True)
+    return encode_budget_key(host, entry.host_settings, {k: getattr(entry, k) for k in KD_SETTINGS})
 
 
 def kd_steps_taken(config: dict) -> int:
@@ -91,12 +103,11 @@ def parse_record(path: Path, raw: bytes) -> dict:
 
 
 def load_records(records_dir: str | Path, dataset: str | None = None, lock: str | Path | None = None) -> pd.DataFrame:
-    """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``dataset,
-    teacher, student, transfer, transfer_method, transfer_ipc, teacher_path, transfer_path,
-    teacher_sha256, seed, final, best, kd_steps`` (:func:`kd_steps_taken`) ``, config`` (the record's) ``,
-    synthesis_min, kd_min, images,
-    peak_memory_mb`` plus
-    the epoch means of the diagnostics, and ``curve`` (the per-epoch rows).
+    """One row per run record: ``name, host, variant`` (:func:`variant_label`), ``dataset, teacher,
+    student, transfer, transfer_method, transfer_ipc, teacher_path, transfer_path, teacher_sha256,
+    seed, final, best, kd_steps`` (:func:`kd_steps_taken`), ``config`` (the record's), ``synthesis_min,
+    kd_min, images, peak_memory_mb``, the epoch means of the diagnostics, and ``curve`` (the
+    per-epoch rows).
 
     :param dataset: keep only the runs on this dataset (None: all).
     :param lock: a ``dvc.lock`` whose MD5 every record it lists must match (None: no check); a

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runs import budget_key
+from .runs import budget_key, encode_budget_key
 
 MARK = "†"
 
@@ -68,8 +68,7 @@ def read(path: str | Path) -> StudyBudget:
             steps = entry["kd_steps"]
             if not (steps is None or (type(steps) is int and steps > 0)):
                 raise TypeError(steps)
-            key = json.dumps({"host": entry["host"], "host_settings": dict(entry["host_settings"]),
-                              "kd_settings": dict(entry["kd_settings"])}, sort_keys=True)
+            key = encode_budget_key(entry["host"], entry["host_settings"], entry["kd_settings"])
             budgets[key], cells[key] = steps, [str(c) for c in entry["cells"]]
         except (TypeError, KeyError, ValueError):
             raise ValueError(f"{path} holds no study budgets (entry {entry!r}; expected a list `budgets` of host, "

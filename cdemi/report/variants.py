@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .labels import HOST_ORDER, VARIANT_ORDER
+from .runs import epoch_accuracy
 
 DIAGNOSTICS = {"teacher_accuracy": "teacher on own images (%)", "distance_condensed": "distance to condensed",
                "distance_real": "distance to real", "d_acc_real": "D acc. condensed", "d_acc_fake": "D acc. synthetic",
@@ -53,12 +54,12 @@ def diagnostics_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def curves(records: pd.DataFrame) -> pd.DataFrame:
-    """Long table of the per-epoch numbers: ``host, variant, epoch, test_accuracy`` and every
-    diagnostics and discriminator number present."""
+    """Long table of the per-epoch numbers: ``host, variant, epoch, accuracy``
+    (:func:`cdemi.report.runs.epoch_accuracy`) and every diagnostics and discriminator number present."""
     rows = []
     for r in records.itertuples():
         for row in r.curve:
             rows.append({"host": r.host, "variant": r.variant, "epoch": row["epoch"],
-                         "test_accuracy": row["test_accuracy"], **row.get("guidance", {}),
+                         "accuracy": epoch_accuracy(row), **row.get("guidance", {}),
                          **row.get("diagnostics", {})})
     return pd.DataFrame(rows)

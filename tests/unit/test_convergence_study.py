@@ -400,3 +400,37 @@ def test_a_host_that_synthesises_every_few_epochs_is_priced_per_synthesis_it_mad
     assert row["synthesis_s_per_synthesis"] == pytest.approx(60.0) and row["kd_s_per_step"] == pytest.approx(0.3)
     # 1,000 KD steps take 20 epochs, so 5 syntheses: 300 s of KD and 300 s of synthesis
     assert row["minutes_at_chosen_budget"] == pytest.approx(10.0)
+
+
+def test_a_grid_entry_with_a_validation_split_is_the_study_run_and_resumes_from_its_state(study_records):
+    """A ``distill`` entry that gives ``validation_per_class`` is validated as a study run: a copy of a
+    study entry has its configuration hash, finishes from that run's final state without training, and
+    the grid's per-epoch tables read its curve on the validation split."""
+    import shutil
+
+    from cdemi import params
+    from cdemi.distill import distill_entry
+    from cdemi.distill.stage import config_hash
+    from cdemi.report import variants
+    from cdemi.report.runs import epoch_accuracy, load_records
+
+    root, prof, run = study_records
+    grid = params.validate({"profile": "smoke", "data": {"dataset": "digits"}, "distill": {"kd_s0": {**run, "seed": 0}}})
+    entry = grid.distill["kd_s0"]
+    assert isinstance(entry, params.StudyRun) and config_hash(entry) == config_hash(prof.study["kd_s0"])
+    with pytest.raises(params.ParamsError, match=r"  distill\.s\.epochs: Input should be greater"):
+        params.validate({"profile": "smoke", "data": {"dataset": "digits"}, "distill": {"s": {**run, "epochs": 0}}})
+    plain = {k: v for k, v in run.items() if k not in ("validation_per_class", "threads")}
+    assert type(params.validate({"profile": "smoke", "data": {"dataset": "digits"},
+                                 "distill": {"s": plain}}).distill["s"]) is params.DistillRun
+    out = root / "grid"
+    out.mkdir()
+    shutil.copy(root / "records" / "kd_s0.state", out / "kd_s0.state")
+    rec = distill_entry("kd_s0", entry, grid.data, grid.runtime, out / "kd_s0.json", progress=False)
+    study = json.loads((root / "records" / "kd_s0.json").read_text())
+    assert rec["curve"] == study["curve"] and rec["final_accuracy"] == study["final_accuracy"]
+    assert rec["kd_seconds"] == study["kd_seconds"]  # the finished state's own: no KD step was taken again
+    assert rec["convergence"] == study["convergence"] and rec["validation"] == study["validation"]
+    long = variants.curves(load_records(out))
+    assert long["accuracy"].tolist() == [r["validation_accuracy"] for r in study["curve"]]
+    assert epoch_accuracy({"test_accuracy": 50.0}) == 50.0
