@@ -6,6 +6,7 @@ the grid's tables (:mod:`~cdemi.report.grid`), figures, claims and guidance summ
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -34,12 +35,19 @@ def epoch_accuracy(row: dict) -> float:
     return row["validation_accuracy"] if "validation_accuracy" in row else row["test_accuracy"]
 
 
-def _entry(config: dict):
-    """A run record's ``config`` validated as its entry (:class:`cdemi.params.StudyRun` or
-    :class:`~cdemi.params.DistillRun`), defaults filled in."""
-    from ..params import DistillRun, StudyRun
+@functools.cache
+def _grid_entry_adapter():
+    from pydantic import TypeAdapter
 
-    return (StudyRun if "validation_per_class" in config else DistillRun).model_validate(config)
+    from ..params import GridRun
+
+    return TypeAdapter(GridRun)
+
+
+def _entry(config: dict):
+    """A run record's ``config`` validated as its entry (:data:`cdemi.params.GridRun`: a
+    :class:`~cdemi.params.StudyRun` or a :class:`~cdemi.params.DistillRun`), defaults filled in."""
+    return _grid_entry_adapter().validate_python(config)
 
 
 def host_settings(config: dict) -> dict:
