@@ -83,7 +83,7 @@ def test_distill_record_is_what_its_entry_says(name):
     if run.transfer:
         assert rec["transfer"]["sha256"] == json.loads((ROOT / run.transfer).with_suffix(".json").read_text())["sha256"]
     assert len(rec["curve"]) == run.epochs
-    if getattr(run, "validation_per_class", None):  # a study run: its curve on the validation split, the test set once
+    if isinstance(run, params.StudyRun):  # its curve on the validation split, the test set read once
         assert all("validation_accuracy" in r for r in rec["curve"])
         assert [i for i, r in enumerate(rec["curve"]) if "test_accuracy" in r] == [run.epochs - 1]
     accs = [r["test_accuracy"] for r in rec["curve"] if "test_accuracy" in r]
