@@ -1,8 +1,8 @@
 """The README's generated blocks, written from their sources or checked against them.
 
 A block is the text between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``.  :data:`BLOCKS` maps
-the result blocks to the generated file each shows (T1, the claims report and the convergence study's
-tables, committed with the pipeline's outputs); the ``kd_paths``, ``hosts`` and ``fast5`` blocks render the figures ``make bench``
+the result blocks to the generated file each shows (T1, the claims report and the convergence stage's
+tables, among them the runs repeated on another kind of CPU, committed with the pipeline's outputs); the ``kd_paths``, ``hosts`` and ``fast5`` blocks render the figures ``make bench``
 writes (:data:`BENCHMARKS`, each when its file exists); the ``deviations`` block lists the default
 profile's host settings that differ from the published ones and what the convergence study's probe
 pairs measured of them (:mod:`cdemi.report.deviations`); the ``reliability`` block shows the counts a
@@ -28,7 +28,7 @@ from ..artifacts import atomic_write_bytes
 # block -> file, relative to the README
 BLOCKS = {"t1": "results/tables/t1_main.md", "claims": "results/claims.md", "convergence": "results/tables/convergence.md",
           "convergence_budgets": "results/tables/convergence_budgets.md",
-          "convergence_costs": "results/tables/convergence_costs.md"}
+          "convergence_costs": "results/tables/convergence_costs.md", "cross_cpu": "results/tables/cross_cpu.md"}
 RELIABILITY = "reliability"
 # block -> figures of `make bench`, relative to the README
 BENCHMARKS = {"kd_paths": "results/benchmarks/kd_paths.json", "hosts": "results/benchmarks/hosts.json",
