@@ -39,12 +39,14 @@ those runs took; what is not published is an assumption, marked as such:
 Scaling from the reference to an entry: time per step proportional to batch size, to pixels per image
 (64x64 costs 4x 32x32), to the networks' :data:`ARCH_COST` and to width squared. Data loading,
 checkpoints and start-up are not counted. The published totals come from an older GPU than today's:
-on a current one every figure is likely lower; measure one step (``make bench`` prints synthesis and
-KD speed) and pass your own :class:`StepTimes`.
+on a current one every figure is lower: ``benchmarks/gpu_steps.py`` measures the synthesis, guidance, KD
+and training figures on the GPU at hand, and :func:`load_step_times` (``--times`` of the command line)
+turns its JSON into :class:`StepTimes`.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +134,65 @@ REFERENCE = StepTimes(
            "Fast-10 0.28 h on one GPU); the rest derived from the DeepInversion step by multiply-adds; guidance "
            "overheads measured on the CPU here (cdemi.report.cost's docstring)",
 )
+
+
+MEASURED_KEYS = ("synthesis", "guidance", "kd", "train")  # what benchmarks/gpu_steps.py measures
+
+
+def measured_step_times(figures: dict, fallback: StepTimes = REFERENCE) -> StepTimes:
+    """:class:`StepTimes` from the figures ``benchmarks/gpu_steps.py`` measured on a GPU: its synthesis
+    steps, guidance factors, KD and training steps; the condensation figures, which it does not
+    measure, from ``fallback``.
+
+    :param figures: the JSON that script writes (``synthesis`` and ``guidance``: host -> value;
+        ``kd``, ``train``: seconds; ``device``, ``torch_version``, ``amp``, ``reference``).
+    :raises ValueError: a figure missing or not a positive number, a host of ``fallback`` not
+        measured, or figures taken away from the reference setting (``reference`` false: another batch).
+    """
+    missing = [k for k in MEASURED_KEYS if k not in figures]
+    if missing:
+        raise ValueError(f"step figures lack {', '.join(missing)}: write them with benchmarks/gpu_steps.py")
+    if not figures.get("reference", False):
+        raise ValueError(f"step figures were measured at batch {figures.get('batch')}, not at the reference "
+                         f"setting (batch 256): rerun benchmarks/gpu_steps.py without --batch")
+    for key in ("synthesis", "guidance"):
+        absent = sorted(set(fallback.synthesis) - set(figures[key]))
+        if absent:
+            raise ValueError(f"step figures lack the {key} of {', '.join(absent)}: rerun benchmarks/gpu_steps.py "
+                             f"with every host")
+    values = [*figures["synthesis"].values(), *figures["guidance"].values(), figures["kd"], figures["train"]]
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in values):
+        raise ValueError("step figures must be positive, finite numbers of seconds (and ratios)")
+    return StepTimes(
+        synthesis={h: float(figures["synthesis"][h]) for h in fallback.synthesis},
+        kd=float(figures["kd"]), train=float(figures["train"]), condense=dict(fallback.condense),
+        expert_epoch=fallback.expert_epoch, guidance={h: float(figures["guidance"][h]) for h in fallback.synthesis},
+        source=f"synthesis, guidance, KD and training steps measured on {figures.get('device', 'a GPU')} (torch "
+               f"{figures.get('torch_version', '?')}, autocast {figures.get('amp', '?')}) by benchmarks/gpu_steps.py; "
+               f"condensation figures as the published-total reference's")
+
+
+def load_step_times(path: str | Path) -> StepTimes:
+    """:func:`measured_step_times` of the JSON file at ``path``.
+
+    :raises FileNotFoundError: no such file (with the command that writes it).
+    :raises ValueError: a file that is not JSON, or figures :func:`measured_step_times` refuses.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no step figures there; measure them on a GPU with "
+                                f"`python benchmarks/gpu_steps.py --out {path}`")
+    try:
+        figures = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): measure the figures again with "
+                         f"benchmarks/gpu_steps.py") from err
+    if not isinstance(figures, dict):
+        raise ValueError(f"{path} holds no step figures (a JSON object): measure them with benchmarks/gpu_steps.py")
+    try:
+        return measured_step_times(figures)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err
 
 
 def _cost(arch: str, width: float = 1.0) -> float:
@@ -287,16 +348,35 @@ def step_table(times: StepTimes = REFERENCE) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["figure", "value", "stated at"]).set_index("figure")
 
 
+def measured_markdown(profile, measured: StepTimes, reference: StepTimes = REFERENCE) -> str:
+    """The README's ``gpu_cost`` block: the per-step figures of ``reference`` and ``measured`` side by
+    side (seconds; the ratio reference / measured), then ``profile``'s GPU hours per stage and dataset
+    with ``measured`` (:func:`summary`)."""
+    steps = pd.DataFrame({"reference": step_table(reference)["value"], "measured": step_table(measured)["value"]})
+    unmeasured = ~steps.index.str.match("synthesis|guidance|KD|training")
+    steps.loc[unmeasured, "measured"] = float("nan")  # the estimate keeps the reference's figure
+    steps["reference / measured"] = (steps["reference"] / steps["measured"]).round(1)
+    steps.loc[steps.index.str.startswith("guidance"), "reference / measured"] = float("nan")
+    hours = summary(estimate(profile, measured))
+    return "\n".join([f"Per-step figures (seconds; guidance: guided / plain; a blank is not measured, and the "
+                      f"estimate keeps the reference's figure): {measured.source}.", "",
+                      steps.round(4).astype(object).where(steps.notna(), None).to_markdown(missingval=""), "", "GPU hours with the measured figures:", "",
+                      hours.round(1).to_markdown()])
+
+
 def main(argv: list[str] | None = None) -> None:
     from .. import params
 
     parser = argparse.ArgumentParser(description="GPU hours of a profile's stages, from per-step timings.")
     parser.add_argument("profile", help="a profile file, e.g. profiles/paper.yaml")
     parser.add_argument("--entries", action="store_true", help="also print every entry's estimate")
+    parser.add_argument("--times", help="step figures measured on a GPU (the JSON of benchmarks/gpu_steps.py); "
+                        "default: the reference derived from published totals")
     args = parser.parse_args(argv)
-    rows = estimate(params.load(args.profile))
-    print(f"Per-step figures (seconds, one GPU; {REFERENCE.source}):\n")
-    print(step_table().round(3).to_markdown() + "\n")
+    times = load_step_times(args.times) if args.times else REFERENCE  # refused before the profile is read
+    rows = estimate(params.load(args.profile), times)
+    print(f"Per-step figures (seconds, one GPU; {times.source}):\n")
+    print(step_table(times).round(4).to_markdown() + "\n")
     print(f"Estimated GPU hours of {args.profile}:\n")
     print(summary(rows).round(1).to_markdown() + "\n")
     if args.entries:

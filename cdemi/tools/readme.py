@@ -3,7 +3,8 @@
 A block is the text between ``<!-- begin:NAME -->`` and ``<!-- end:NAME -->``.  :data:`BLOCKS` maps
 the result blocks to the generated file each shows (T1, the claims report and the convergence stage's
 tables, among them the runs repeated on another kind of CPU, committed with the pipeline's outputs); the ``kd_paths``, ``hosts`` and ``fast5`` blocks render the figures ``make bench``
-writes (:data:`BENCHMARKS`, each when its file exists); the ``deviations`` block lists the default
+writes (:data:`BENCHMARKS`, each when its file exists); the ``gpu_cost`` block, the paper profile's GPU
+hours with the step figures ``benchmarks/gpu_steps.py`` measured on a GPU (:func:`cdemi.report.cost.measured_markdown`); the ``deviations`` block lists the default
 profile's host settings that differ from the published ones and what the convergence study's probe
 pairs measured of them (:mod:`cdemi.report.deviations`); the ``reliability`` block shows the counts a
 whole, passing run of the test suite writes to a JSON file (``make test``; ``tests/reliability_tally.py``), rendered by
@@ -33,6 +34,7 @@ RELIABILITY = "reliability"
 # block -> figures of `make bench`, relative to the README
 BENCHMARKS = {"kd_paths": "results/benchmarks/kd_paths.json", "hosts": "results/benchmarks/hosts.json",
               "fast5": "results/benchmarks/fast5.json"}
+GPU_COST, GPU_STEPS, PAPER_PROFILE = "gpu_cost", "results/benchmarks/gpu_steps.json", "profiles/paper.yaml"
 DEVIATIONS, PROFILE = "deviations", "params.yaml"  # the hosts' settings against their published ones
 STUDY_RECORDS = "results/study"  # the convergence study's records: the probes of those settings
 
@@ -138,6 +140,11 @@ def generated(root: Path = Path("."), reliability: Path | None = None) -> dict[s
     for name, source in BENCHMARKS.items():
         if (root / source).is_file():
             out[name] = RENDERERS[name](json.loads((root / source).read_text())) + "\n"
+    if (root / GPU_STEPS).is_file() and (root / PAPER_PROFILE).is_file():
+        from ..params import load
+        from ..report.cost import load_step_times, measured_markdown
+
+        out[GPU_COST] = measured_markdown(load(root / PAPER_PROFILE), load_step_times(root / GPU_STEPS)) + "\n"
     if (root / PROFILE).is_file():
         from ..params import load
         from ..report.deviations import deviations, deviations_markdown, read_study_records
