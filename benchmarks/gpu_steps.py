@@ -15,9 +15,11 @@ estimates the profile with them, and the README's ``gpu_cost`` block shows both 
 
 Each host runs at its published settings (its constructor's defaults) except the batch (256, the
 reference) and the warm-up (0: the adversarial term is on, as after the warm-up); a synthesis call
-runs :data:`STEPS` of its steps, and a step's figure is the call's time over that count.  The switches are the ones ``runtime: auto`` picks on a
-CUDA device: bf16 autocast of the KD and training forward passes (the synthesis stays float32),
-channels-last, cuDNN's autotuner.  Figures, not tests: nothing here asserts a time.
+runs :data:`STEPS` of its steps, and a step's figure is the call's time over that count.  A guided
+call adds the paper's feature alignment toward a random IPC-10 set.  A KD step is the loop's without
+its crop-and-flip augmentation.  The switches are the ones ``runtime: auto`` picks on a CUDA device:
+bf16 autocast of the KD and training forward passes (the synthesis stays float32), channels-last,
+cuDNN's autotuner.  Figures, not tests: nothing here asserts a time.
 """
 from __future__ import annotations
 
@@ -64,8 +66,8 @@ def _timed(fn, device: torch.device, repeat: int, warmup: int = 2) -> float:
     return (time.perf_counter() - start) / repeat
 
 
-def measure(device: torch.device, batch: int = 256, steps: dict[str, int] | None = None, repeat: int = 3, amp: bool = True,
-            hosts: tuple[str, ...] = HOST_NAMES, seed: int = 0) -> dict:
+def measure(device: torch.device, batch: int = 256, steps: dict[str, int] | None = None, repeat: int = 3,
+            amp: bool = True, hosts: tuple[str, ...] = HOST_NAMES, seed: int = 0) -> dict:
     """Seconds per step at the reference setting (see the module docstring).
 
     :param batch: the synthesis and KD batch (training uses half of it); 256 is the reference.
@@ -80,6 +82,7 @@ def measure(device: torch.device, batch: int = 256, steps: dict[str, int] | None
     layout = torch.channels_last
     teacher = models.build("resnet34", spec.num_classes, spec.channels).to(device, memory_format=layout).eval()
     student = models.build("resnet18", spec.num_classes, spec.channels).to(device, memory_format=layout)
+
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
