@@ -74,7 +74,8 @@ def measure(device: torch.device, batch: int = 256, steps: dict[str, int] | None
     :param steps: host -> synthesis steps per timed call (default :data:`STEPS`).
     :param repeat: timed calls per figure.
     :param amp: bf16 autocast of the KD and training forward passes (as ``runtime.amp: auto`` on CUDA).
-    :returns: ``{"synthesis": {host: s}, "guidance": {host: guided / plain}, "kd": s, "train": s}``.
+    :returns: ``{"synthesis": {host: s}, "guidance": {host: guided / plain}, "kd": s, "train": s,
+        "steps": {host: steps per call}}``.
     """
     steps = {**STEPS, **(steps or {})}
     torch.manual_seed(seed)
@@ -130,7 +131,7 @@ def measure(device: torch.device, batch: int = 256, steps: dict[str, int] | None
         train_optimiser.step()
 
     return {"synthesis": synthesis, "guidance": guidance, "kd": _timed(kd_step, device, 10 * repeat),
-            "train": _timed(train_step, device, 10 * repeat)}
+            "train": _timed(train_step, device, 10 * repeat), "steps": steps}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     figures = measure(device, args.batch, steps, args.repeat, args.amp == "bf16", tuple(args.hosts))
     figures.update(
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        torch_version=torch.__version__, batch=args.batch, steps={**STEPS, **steps}, repeat=args.repeat, amp=args.amp,
+        torch_version=torch.__version__, batch=args.batch, repeat=args.repeat, amp=args.amp,
         reference=args.batch == 256, threads=torch.get_num_threads())
     print(json.dumps(figures, indent=1))
     if args.out is not None:
