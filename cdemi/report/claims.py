@@ -314,10 +314,63 @@ def claims_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(table).set_index("claim")
 
 
+TESTED = (HOLDS, FAILS, UNSURE)  # the verdicts a group's data gave; the others withhold one
+_GROUP_NUMBERS = ("d", "se", "df", "p", "verdict", "terms", "n_better", "n_baseline", "kd_steps_better",
+                  "kd_steps_baseline")
+
+
+def _seeds(terms: list) -> str:
+    """Seeds per side from a group's Welch ``terms``: ``3 / 2``; a difference of gains ``3, 3 / 3, 2``
+    (gain A's better and baseline sides, then gain B's)."""
+    n = [str(int(t[1])) for t in terms]
+    half = len(n) // 2
+    return f"{', '.join(n[:half])} / {', '.join(n[half:])}"
+
+
+def tested_table(rows: list[dict]) -> pd.DataFrame:
+    """Every group of every comparison that the test judged (verdict holds, does not hold or
+    inconclusive), one row each: claim, comparison (``(beside the verdict)`` for one that does not
+    count), the group's matched columns (host, teacher → student, ...), seeds on each side (a
+    difference of gains: both sides of each gain, :func:`_seeds`), KD steps, the difference in points
+    with its standard error, Welch's degrees of freedom and p-value, and the verdict.  Empty (with
+    those columns) while no group has been judged.
+
+    :param rows: :func:`evaluate_claims`."""
+    table = []
+    for r in rows:
+        for e in r["evidence"]:
+            for g in e["groups"]:
+                if g["verdict"] not in TESTED:
+                    continue
+                matched = {k: v for k, v in g.items() if k not in _GROUP_NUMBERS}
+                parts = [str(matched.pop("host"))] if "host" in matched else []
+                if "teacher" in matched or "student" in matched:
+                    parts.append(f"{matched.pop('teacher', '?')} → {matched.pop('student', '?')}")
+                group = ", ".join(parts + [f"{k} {v}" for k, v in sorted(matched.items())])
+                table.append({"claim": r["claim"],
+                              "comparison": e["label"] + ("" if e.get("counts", True) else " (beside the verdict)"),
+                              "group": group, "seeds (better / baseline)": _seeds(g["terms"]),
+                              "KD steps": g["kd_steps_better"], "difference (points)": round(g["d"], 2),
+                              "se": round(g["se"], 2), "df": round(g["df"], 1), "p": float(f"{g['p']:.3g}"),
+                              "verdict": g["verdict"]})
+    return pd.DataFrame(table, columns=["claim", "comparison", "group", "seeds (better / baseline)", "KD steps",
+                                        "difference (points)", "se", "df", "p", "verdict"])
+
+
+def tested_markdown(rows: list[dict]) -> str:
+    """The report's second part: a sentence, then :func:`tested_table` as Markdown (or a sentence saying
+    that no group has been judged yet).  :param rows: :func:`evaluate_claims`."""
+    table = tested_table(rows)
+    if table.empty:
+        return "No group has carried a verdict yet: every one lacks seeds, equal KD steps or converged runs."
+    return ("The groups the test judged (two or more seeds a side, equal KD steps, every run converged), one row "
+            "each; the rest withheld a verdict as the evidence column says:\n\n" + table.to_markdown(index=False))
+
+
 def save_claims(stem: str | Path, rows: list[dict], headline: dict, level: float, runs: int) -> list[Path]:
     """Write the claims report: ``<stem>.json`` (``headline`` as ``{"method", "ipc"}``, ``level``,
     the number of run records ``runs`` and the ``rows`` of :func:`evaluate_claims`) and
-    ``<stem>.md`` (:func:`rule`, then :func:`claims_table` as Markdown), both atomically.
+    ``<stem>.md`` (:func:`rule`, :func:`claims_table` as Markdown, then :func:`tested_markdown`), both atomically.
 
     :param headline: the column filters :func:`evaluate_claims` was given
         (``transfer_method``, ``transfer_ipc``).  :returns: the two paths written.
@@ -327,7 +380,7 @@ def save_claims(stem: str | Path, rows: list[dict], headline: dict, level: float
     atomic_write_json(paths[0], {"headline": {"method": headline["transfer_method"], "ipc": headline["transfer_ipc"]},
                                  "level": level, "runs": int(runs), "claims": rows})
     atomic_write_bytes(paths[1], (rule(level) + "\n\n" + claims_table(rows).reset_index().to_markdown(index=False)
-                                  + "\n").encode())
+                                  + "\n\n" + tested_markdown(rows) + "\n").encode())
     return paths
 
 

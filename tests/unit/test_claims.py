@@ -174,7 +174,39 @@ def test_the_claims_report_is_written_as_json_and_markdown(tmp_path):
     assert saved["claims"][0]["verdict"] == "holds"
     text = paths[1].read_text()
     assert text.startswith(claims.rule(LEVEL)) and "Welch" in text and "below 0.05" in text
-    assert text.endswith(claims.claims_table(rows).reset_index().to_markdown(index=False) + "\n")
+    assert claims.claims_table(rows).reset_index().to_markdown(index=False) + "\n\n" in text
+    assert text.endswith(claims.tested_table(rows).to_markdown(index=False) + "\n")
+
+
+def test_the_tested_table_lists_each_judged_group_and_leaves_out_the_withheld():
+    rows = _rows("fast", "plain", [50, 51, 52]) + _rows("fast", "guided", [60, 61.5, 62], method="dm", ipc=10)
+    rows += _rows("cmi", "plain", [40]) + _rows("cmi", "guided", [70], method="dm", ipc=10)  # one seed a side
+    rows += _rows("predfkd", "plain", [40, 41], kd_steps=2000)  # against guided at 4,000: unequal KD steps
+    rows += _rows("predfkd", "guided", [45, 47], method="dm", ipc=10)
+    out = claims.evaluate_claims(pd.DataFrame(rows), DM10, LEVEL)
+    table = claims.tested_table(out)
+    first = table[(table["claim"] == 1) & (table["comparison"] == "guided − plain")]
+    assert first["group"].tolist() == ["fast, resnet34 → mobilenetv2"]  # cmi: too few seeds, predfkd: unequal steps
+    row = first.iloc[0]
+    expected = stats.ttest_ind([60, 61.5, 62], [50, 51, 52], equal_var=False)
+    assert row["seeds (better / baseline)"] == "3 / 3" and row["KD steps"] == 4000
+    assert row["difference (points)"] == pytest.approx(10.17, abs=0.005) and row["verdict"] == "holds"
+    assert row["p"] == pytest.approx(expected.pvalue, rel=1e-2) and row["df"] == pytest.approx(expected.df, abs=0.05)
+    assert set(table["verdict"]) <= {"holds", "does not hold", "inconclusive"}
+    assert "predfkd" not in " ".join(table["group"]) and "cmi" not in " ".join(table["group"])
+    assert claims.tested_markdown(out).endswith(table.to_markdown(index=False))
+    none = claims.evaluate_claims(pd.DataFrame(_rows("fast", "plain", [50]) + _rows("fast", "guided", [60], method="dm",
+                                                                                    ipc=10)), DM10, LEVEL)
+    assert claims.tested_table(none).empty and claims.tested_markdown(none).startswith("No group has carried a verdict")
+
+
+def test_the_tested_table_counts_the_four_sides_of_a_difference_of_gains():
+    rows = _rows("fast", "plain", [50, 51, 52])
+    for method, finals in (("mtt", [40, 41]), ("dm", [65, 66, 67])):
+        rows += _rows("fast", "guided", finals, method=method, ipc=10)
+    table = claims.tested_table(claims.evaluate_claims(pd.DataFrame(rows), DM10, LEVEL))
+    gains = table[table["comparison"] == "gain with mtt − gain with dm"]
+    assert gains["seeds (better / baseline)"].tolist() == ["2, 3 / 3, 3"] and gains["verdict"].tolist() == ["does not hold"]
 
 
 def test_the_guidance_summary_gives_each_difference_its_test():
