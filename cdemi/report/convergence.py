@@ -22,7 +22,7 @@ import pandas as pd
 from .. import convergence
 from .labels import HOST_NAMES, KD_ONLY_HOST, VARIANT_NAMES
 from .deviations import public_settings
-from .runs import budget_key, host_settings, warmup_epochs
+from .runs import budget_key, host_settings, synthesised_batches, warmup_epochs
 
 
 def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list[dict]] | None = None) -> pd.DataFrame:
@@ -31,6 +31,9 @@ def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list
     takes fewer KD steps in all than the cell's longest runs is a budget check: its cell is named with
     its total (``KD alone (2,000 KD steps)``).  A run at its host's published settings is in a cell of
     its own (``Fast, public settings``), as is one at neither those nor the grid's (``..., other settings``).
+    A run that synthesises every n-th epoch names its number of batches (``..., 20 batches``,
+    :func:`cdemi.report.runs.synthesised_batches`): runs with pools of different sizes are different cells,
+    and a budget check of one keeps its count.
 
     :param records: :func:`cdemi.report.runs.load_records` of the study's records.
     :param configs: run name -> its record's ``config``.
@@ -43,6 +46,9 @@ def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list
         at_grid = grid is None or at_grid_settings(rec.host, config, grid)
         public = at_public_settings(rec.host, config)
         cell = cell_name(rec.host, rec.variant) + (PUBLIC_SUFFIX if public else "" if at_grid else OTHER_SUFFIX)
+        batches = synthesised_batches(config)
+        if batches is not None:
+            cell += f", {batches:,} batches"
         for r in rec.curve:
             rows.append({"name": rec.name, "cell": cell, "seed": rec.seed,
                          "epoch": r["epoch"], "kd_steps": max(0, r["epoch"] - warmup) * per_epoch,

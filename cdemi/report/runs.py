@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -62,6 +63,15 @@ def warmup_epochs(config: dict) -> int:
     return host_settings(config).get("warmup", 0)
 
 
+def synthesised_batches(config: dict) -> int | None:
+    """How many batches a run that synthesises every ``synthesis_every``-th epoch (> 1) adds to its pool
+    over the whole run: ``ceil(epochs / synthesis_every)``.  None for a run that synthesises every
+    epoch (or has no host): its pool grows with its length, so the count is not a setting of its own.
+    :param config: a run record's ``config``."""
+    every = config.get("synthesis_every", 1)
+    return None if every == 1 else math.ceil(config["epochs"] / every)
+
+
 KD_SETTINGS = ("batch_size", "lr", "momentum", "weight_decay", "temperature", "mixing", "pool_max")
 
 
@@ -76,9 +86,16 @@ def budget_key(host: str, config: dict) -> str:
     """What a KD budget measured in the convergence study carries over to: the host, its settings
     (:func:`host_settings`) and the KD loop's (:data:`KD_SETTINGS`; not its length, seed or curve), as
     canonical JSON (:func:`encode_budget_key`).  Runs with equal keys need the same KD steps whatever
-    their variant, student or set.  :param config: a run record's ``config``."""
+    their variant, student or set.  A run that synthesises every n-th epoch also carries its number of
+    batches (``batches`` among the KD settings, :func:`synthesised_batches`): its pool is fixed by that
+    count, not by its length, and a budget measured on 10 batches says nothing of one with 20.
+    :param config: a run record's ``config``."""
     entry = _entry(config)
-    return encode_budget_key(host, entry.host_settings, {k: getattr(entry, k) for k in KD_SETTINGS})
+    kd_settings = {k: getattr(entry, k) for k in KD_SETTINGS}
+    batches = synthesised_batches(config)
+    if batches is not None:
+        kd_settings["batches"] = batches
+    return encode_budget_key(host, entry.host_settings, kd_settings)
 
 
 def kd_steps_taken(config: dict) -> int:

@@ -1,13 +1,14 @@
 """Which grid runs took a budget the convergence study showed to suffice (``results/convergence.json``).
 
-Under the cosine learning-rate schedule a run's own last-fifth verdict (:mod:`cdemi.convergence`) mostly
-sees the learning rate decay, so a grid run is judged by the study instead.  The study settles a budget
-per host and settings (``budgets``: :func:`cdemi.report.convergence.settled_budgets`, keyed by
-:func:`cdemi.report.runs.budget_key`: the host, its settings and the KD loop's, whatever the variant,
-student or set).  A run counts as **converged** when the study holds a settled budget for its key and
-the run took at least that many KD steps.  So a host at settings the study has not run, or whose cells
-there have not all settled, is not converged however long it ran.  The tables mark every other cell
-with :data:`MARK` and the claims give no verdict on it (:data:`cdemi.report.claims.NOT_CONVERGED`).
+Under the cosine learning-rate schedule a run's own last-fifth verdict (:mod:`cdemi.convergence`) mostly sees
+the learning rate decay, so a grid run is judged by the study instead. The study settles a budget per host and
+settings (``budgets``: :func:`cdemi.report.convergence.settled_budgets`, keyed by
+:func:`cdemi.report.runs.budget_key`: the host, its settings and the KD loop's, with the number of batches of
+a host that synthesises every n-th epoch, whatever the variant, student or set). A run counts as **converged**
+when the study holds a settled budget for its key and the run took at least that many KD steps. So a host at
+settings the study has not run, or whose cells there have not all settled, is not converged however long it
+ran. The tables mark every other cell with :data:`MARK` and the claims give no verdict on it
+(:data:`cdemi.report.claims.NOT_CONVERGED`).
 """
 from __future__ import annotations
 

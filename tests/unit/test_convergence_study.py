@@ -402,6 +402,37 @@ def test_a_host_that_synthesises_every_few_epochs_is_priced_per_synthesis_it_mad
     assert row["minutes_at_chosen_budget"] == pytest.approx(10.0)
 
 
+def test_runs_that_synthesise_every_few_epochs_are_cells_by_their_number_of_batches():
+    import pandas as pd
+
+    from cdemi.report import convergence
+    from cdemi.report.runs import budget_key
+
+    def config(epochs, every):
+        return {"teacher": "t.pt", "student": {"arch": "resnet18"}, "host": "deepinversion",
+                "host_params": {"batch_size": 64, "iterations": 1000}, "synthesis_every": every, "epochs": epochs,
+                "kd_steps": 50, "seed": 0}
+
+    def run(name, epochs):
+        return {"name": name, "host": "deepinversion", "variant": "plain", "seed": 0, "final": 50.0,
+                "curve": [{"epoch": e + 1, "validation_accuracy": 50.0 + e} for e in range(epochs)]}
+
+    # 8 batches over 32 epochs and over 16 (its halving check), 20 batches over 80 epochs (a cell of its own),
+    # and 20 epochs that synthesise every epoch (no count: such a pool grows with the run's length)
+    configs = {"b8": config(32, 4), "b8_half": config(16, 2), "b20": config(80, 4), "every_epoch": config(20, 1)}
+    records = pd.DataFrame([run(n, c["epochs"]) for n, c in configs.items()])
+    grid = {"deepinversion": []}  # neither the grid's settings nor the published ones: "other settings"
+    cells = convergence.curves(records, configs, grid).groupby("name")["cell"].first().to_dict()
+    assert cells == {"b8": "DeepInversion, other settings, 8 batches",
+                     "b8_half": "DeepInversion, other settings, 8 batches (800 KD steps)",
+                     "b20": "DeepInversion, other settings, 20 batches",
+                     "every_epoch": "DeepInversion, other settings"}
+    keys = {n: json.loads(budget_key("deepinversion", c)) for n, c in configs.items()}
+    assert keys["b8"] == keys["b8_half"] and keys["b8"]["kd_settings"]["batches"] == 8
+    assert keys["b20"]["kd_settings"]["batches"] == 20 and "batches" not in keys["every_epoch"]["kd_settings"]
+    assert keys["b8"] != keys["b20"] != keys["every_epoch"] != keys["b8"]
+
+
 def test_a_grid_entry_with_a_validation_split_is_the_study_run_and_resumes_from_its_state(study_records):
     """A ``distill`` entry that gives ``validation_per_class`` is validated as a study run: a copy of a
     study entry has its configuration hash, finishes from that run's final state without training, and
