@@ -101,7 +101,7 @@ class Evidence:
     ``counts``: whether the verdict enters its claim's (False: shown beside it only)."""
 
     label: str
-    groups: list[dict] = field(default_factory=list)  # match keys + d, se, df, p, n_*, kd_steps_*, verdict
+    groups: list[dict] = field(default_factory=list)  # match (the matched columns), d, se, df, p, n_*, kd_steps_*, verdict
     verdict: str = NO_CELLS
     counts: bool = True
 
@@ -147,7 +147,7 @@ def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, mat
             test["verdict"] = UNEQUAL
         elif not (_converged(b_group) and _converged(a_group)):
             test["verdict"] = NOT_CONVERGED
-        ev.groups.append({**dict(zip(keys, key)), "d": d, **test, "n_better": nb, "n_baseline": na,
+        ev.groups.append({"match": dict(zip(keys, key)), "d": d, **test, "n_better": nb, "n_baseline": na,
                           "kd_steps_better": steps[0], "kd_steps_baseline": steps[1], "terms": terms})
     ev.verdict = combine([g["verdict"] for g in ev.groups])
     return ev
@@ -161,9 +161,9 @@ def compare_gains(records: pd.DataFrame, label: str, gain_a: tuple[dict, dict], 
     ev = Evidence(label)
     first = compare(records, "A", *gain_a, match=match, level=level)
     second = compare(records, "B", *gain_b, match=match, level=level)
-    index = {tuple(g[m] for m in match): g for g in second.groups}
+    index = {tuple(g["match"][m] for m in match): g for g in second.groups}
     for g in first.groups:
-        other = index.get(tuple(g[m] for m in match))
+        other = index.get(tuple(g["match"][m] for m in match))
         if other is None:
             continue
         d, terms = g["d"] - other["d"], g["terms"] + other["terms"]
@@ -172,7 +172,7 @@ def compare_gains(records: pd.DataFrame, label: str, gain_a: tuple[dict, dict], 
             test["verdict"] = UNEQUAL
         elif NOT_CONVERGED in (g["verdict"], other["verdict"]):
             test["verdict"] = NOT_CONVERGED
-        ev.groups.append({**{m: g[m] for m in match}, "d": d, **test, "n_better": g["n_better"],
+        ev.groups.append({"match": {m: g["match"][m] for m in match}, "d": d, **test, "n_better": g["n_better"],
                           "n_baseline": other["n_better"], "kd_steps_better": g["kd_steps_better"],
                           "kd_steps_baseline": other["kd_steps_better"], "terms": terms})
     ev.verdict = combine([g["verdict"] for g in ev.groups])
@@ -273,8 +273,8 @@ CLAIMS = [
 
 def evaluate_claims(records: pd.DataFrame, headline: dict, level: float) -> list[dict]:
     """One row per claim: number, text, note, verdict (:func:`combine` over the comparisons that
-    count), and its comparisons (label, mean difference, verdict, ``counts``, groups with their
-    numbers).  :param headline: the headline condensed set as column filters, e.g.
+    count), and its comparisons (label, mean difference, verdict, ``counts``, groups: each its
+    matched columns under ``match`` and its numbers).  :param headline: the headline condensed set as column filters, e.g.
     ``{"transfer_method": "dm", "transfer_ipc": 10}``; :param level: the test's two-sided level,
     the profile's ``claims.level``."""
     out = []
@@ -315,8 +315,6 @@ def claims_table(rows: list[dict]) -> pd.DataFrame:
 
 
 TESTED = (HOLDS, FAILS, UNSURE)  # the verdicts a group's data gave; the others withhold one
-_GROUP_NUMBERS = ("d", "se", "df", "p", "verdict", "terms", "n_better", "n_baseline", "kd_steps_better",
-                  "kd_steps_baseline")
 
 
 def _seeds(terms: list) -> str:
@@ -342,7 +340,7 @@ def tested_table(rows: list[dict]) -> pd.DataFrame:
             for g in e["groups"]:
                 if g["verdict"] not in TESTED:
                     continue
-                matched = {k: v for k, v in g.items() if k not in _GROUP_NUMBERS}
+                matched = dict(g["match"])
                 parts = [str(matched.pop("host"))] if "host" in matched else []
                 if "teacher" in matched or "student" in matched:
                     parts.append(f"{matched.pop('teacher', '?')} → {matched.pop('student', '?')}")

@@ -117,7 +117,7 @@ def guidance_variants(variants: pd.DataFrame, seeds: pd.DataFrame, versus: dict)
     :param variants, seeds: :func:`cdemi.report.variants.variant_table` and :func:`~cdemi.report.variants.seed_counts`.
     :param versus: ``{"plain": Evidence, "naive": Evidence}`` of :func:`~cdemi.report.claims.guided_against`.
     """
-    by_host = {other: {g["host"]: g for g in ev.groups} for other, ev in versus.items()}
+    by_host = {other: {g["match"]["host"]: g for g in ev.groups} for other, ev in versus.items()}
     lines = []
     for host, row in variants.iterrows():
         if "guided − plain" not in variants or row.isna()[["guided − plain", "guided − naive"]].any():

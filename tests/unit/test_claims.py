@@ -69,7 +69,7 @@ def test_compare_matches_groups_and_tests_each():
                            + _rows("predfkd", "guided", [40], method="dm", ipc=10))  # no plain: not matched
     ev = claims.compare(records, "x", {"variant": "guided", **DM10}, {"variant": "plain"},
                         ("host", "teacher", "student"), LEVEL)
-    by_host = {g["host"]: g for g in ev.groups}
+    by_host = {g["match"]["host"]: g for g in ev.groups}
     assert set(by_host) == {"fast", "cmi"}
     assert by_host["fast"]["d"] == pytest.approx(10) and by_host["fast"]["se"] == pytest.approx(math.sqrt(2 / 3))
     assert by_host["fast"]["df"] == pytest.approx(4) and by_host["fast"]["verdict"] == "holds"
@@ -119,11 +119,11 @@ def test_claims_on_a_main_table():
     assert out[1]["verdict"] == "holds" and out[2]["verdict"] == "holds"
     effects = {e["label"]: e for e in out[1]["evidence"]}
     assert effects["the condensed set in KD: naive − plain"]["counts"] is False
-    assert {g["host"]: g["d"] for g in effects["the condensed set in KD: naive − plain"]["groups"]} == {"fast": 20, "cmi": 2}
-    assert {g["host"]: g["d"] for g in effects["guidance: guided − naive"]["groups"]} == {"fast": 6, "cmi": 8}
+    assert {g["match"]["host"]: g["d"] for g in effects["the condensed set in KD: naive − plain"]["groups"]} == {"fast": 20, "cmi": 2}
+    assert {g["match"]["host"]: g["d"] for g in effects["guidance: guided − naive"]["groups"]} == {"fast": 6, "cmi": 8}
     assert "headline gap is guided − plain" in out[1]["note"]
     # fast 66 vs KD alone 69 fails, cmi 70 vs 69 is inconclusive: one failing part fails the claim
-    assert {g["host"]: g["verdict"] for g in out[3]["evidence"][0]["groups"]} == {"fast": "does not hold",
+    assert {g["match"]["host"]: g["verdict"] for g in out[3]["evidence"][0]["groups"]} == {"fast": "does not hold",
                                                                                 "cmi": "inconclusive"}
     assert out[3]["verdict"] == "does not hold"
     assert out[8]["verdict"] == "holds"  # hetero gains 26 and 10 vs homo gains 3 and 3
