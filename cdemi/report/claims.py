@@ -274,9 +274,11 @@ CLAIMS = [
 def evaluate_claims(records: pd.DataFrame, headline: dict, level: float) -> list[dict]:
     """One row per claim: number, text, note, verdict (:func:`combine` over the comparisons that
     count), and its comparisons (label, mean difference, verdict, ``counts``, groups: each its
-    matched columns under ``match`` and its numbers).  :param headline: the headline condensed set as column filters, e.g.
-    ``{"transfer_method": "dm", "transfer_ipc": 10}``; :param level: the test's two-sided level,
-    the profile's ``claims.level``."""
+    matched columns under ``match`` and its numbers).
+
+    :param headline: the headline condensed set as column filters, e.g.
+        ``{"transfer_method": "dm", "transfer_ipc": 10}``;
+    :param level: the test's two-sided level, the profile's ``claims.level``."""
     out = []
     for claim in CLAIMS:
         evidence = claim.check(records, headline, level)
