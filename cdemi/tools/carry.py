@@ -1,0 +1,182 @@
+"""Distillation runs longer than one working stop, handed on from stop to stop through the repository.
+
+A run at a converged budget can outlast the time one stop has for computing (CMI + guidance at 8,000 KD
+steps takes hours on one core).  Everywhere else a run's resume state (``<record>.state``, written after
+every epoch) is git-ignored and stays on the machine that made it; the runs carried here instead
+commit it, so the next stop resumes the run from its last saved epoch on whatever machine it gets::
+
+    results/carried/params.yaml      the profile the carried runs are resolved from: ``params.yaml`` with
+                                     each carried entry as it will enter ``params.yaml`` when it lands
+    results/carried/NAME.state       the run's resume state (tracked by git here, and only here)
+    results/carried/segments.json    which machine ran which epochs of which run (kept once a run lands:
+                                     the run record names only the machine that finished it)
+
+``python -m cdemi.tools.carry run NAME...`` starts or resumes each named run, one process with one thread
+per run, side by side, with one progress bar over their epochs; a stop loses at most the epoch each run
+was in.  ``mark`` appends this machine's segment for every state that moved on since its last segment
+(run it before committing the states); ``status`` prints each run's epoch, latest validation accuracy
+and machines.  A run that has reached its last epoch lands as any run does: its entry enters
+``params.yaml``, its state is copied to ``results/distill/NAME.state``, ``dvc repro -s distill@NAME``
+writes its record, report and samples from it, and the carried state is removed (README, "Runs carried
+from stop to stop").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .. import params, runtime
+from ..artifacts import atomic_write_json, safe_torch_load
+from ..report.cross_cpu import machine_kind
+
+CARRIED = Path("results") / "carried"
+SEGMENTS = "segments.json"
+
+
+def _profile(root: Path) -> Path:
+    path = root / CARRIED / "params.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: copy params.yaml there and add the entries to carry under "
+                                f"distill (README, 'Runs carried from stop to stop')")
+    return path
+
+
+def epochs_of(root: Path, name: str) -> int:
+    """The epochs of carried run ``name`` as its entry in ``results/carried/params.yaml`` sets them.
+
+    :raises ParamsError: the entry is absent or invalid (the message lists the known entries)."""
+    entry, _ = params.resolve(str(_profile(root)), name, "distill", smoke={})
+    return int(entry.epochs)
+
+
+def progress(state_file: Path) -> tuple[int, float | None]:
+    """``(epochs completed, latest validation accuracy in %)`` of a distillation resume state (the
+    accuracy is None before the first validated epoch)."""
+    state = safe_torch_load(state_file, "distillation state",
+                            fix="Restore it from git (git checkout -- FILE) or delete it to start the run over.")
+    curve = json.loads(state["curve"])
+    accuracy = next((row["validation_accuracy"] for row in reversed(curve)
+                     if row.get("validation_accuracy") is not None), None)
+    return int(state["position"]), accuracy
+
+
+def read_segments(root: Path) -> dict[str, list[dict]]:
+    """``{run: [{"machine", "from_epoch", "to_epoch", "marked"}, ...]}`` (empty when no file yet)."""
+    path = root / CARRIED / SEGMENTS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def mark(root: Path, machine: dict | None = None, now: datetime | None = None) -> dict[str, dict]:
+    """Append a segment (``machine``, default this one) to every carried run whose state reached a later
+    epoch than its last segment; returns the new segments by run.
+
+    :raises ValueError: a state is at an earlier epoch than its last segment says (it was replaced by an
+        older one), before anything is written."""
+    segments = read_segments(root)
+    added: dict[str, dict] = {}
+    for state_file in sorted((root / CARRIED).glob("*.state")):
+        name = state_file.stem
+        reached, _ = progress(state_file)
+        done = segments.get(name, [])[-1]["to_epoch"] if segments.get(name) else 0
+        if reached < done:
+            raise ValueError(f"{state_file} ends at epoch {reached} but segments.json says epoch {done} was reached: "
+                             f"restore the newer state (git checkout -- {state_file}) before marking")
+        if reached > done:
+            added[name] = {"machine": machine or runtime.machine(), "from_epoch": done, "to_epoch": reached,
+                           "marked": (now or datetime.now(timezone.utc)).isoformat(timespec="seconds")}
+    for name, segment in added.items():
+        segments.setdefault(name, []).append(segment)
+    if added:
+        atomic_write_json(root / CARRIED / SEGMENTS, segments)
+    return added
+
+
+def status(root: Path) -> list[dict]:
+    """One row per carried run (a state, or segments of a run that has landed): ``run``, ``epoch``,
+    ``epochs``, ``validation`` (latest, %), ``machines`` (the kinds that ran it, in order)."""
+    segments = read_segments(root)
+    names = sorted({p.stem for p in (root / CARRIED).glob("*.state")} | set(segments))
+    rows = []
+    for name in names:
+        state_file = root / CARRIED / f"{name}.state"
+        epoch, accuracy = progress(state_file) if state_file.exists() else (None, None)
+        kinds: list[str] = []
+        for segment in segments.get(name, []):
+            kind = machine_kind(segment["machine"])
+            if not kinds or kinds[-1] != kind:
+                kinds.append(kind)
+        rows.append({"run": name, "epoch": epoch, "epochs": epochs_of(root, name) if state_file.exists() else None,
+                     "validation": accuracy, "machines": kinds})
+    return rows
+
+
+def run(root: Path, names: list[str], poll: float = 30.0) -> int:
+    """Start or resume carried runs ``names`` side by side (one process, one thread each) and wait for
+    them; every entry is resolved before any starts.  Returns 0 when every run finished, else 1 (the
+    failed runs and their logs, ``results/carried/NAME.log``, are named)."""
+    totals = {name: epochs_of(root, name) for name in names}
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    procs = {}
+    for name in names:
+        log = open(root / CARRIED / f"{name}.log", "a")
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "cdemi.distill", str(CARRIED / "params.yaml"), name,
+             str(CARRIED / f"{name}.json"), "--no-progress"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def reached() -> int:
+        files = [root / CARRIED / f"{n}.state" for n in names]
+        return sum(progress(f)[0] if f.exists() else 0 for f in files)
+
+    try:
+        with tqdm(total=sum(totals.values()), initial=reached(), unit="epoch", desc="carried runs") as bar:
+            while any(p.poll() is None for p in procs.values()):
+                time.sleep(poll)
+                try:
+                    bar.n = reached()
+                except ValueError:  # a state being replaced between two reads: read it next time
+                    continue
+                bar.refresh()
+            bar.n = reached()
+    except KeyboardInterrupt:
+        for proc in procs.values():
+            proc.terminate()
+        raise
+    failed = [n for n, p in procs.items() if p.returncode != 0]
+    for name in failed:
+        print(f"{name} failed: see {CARRIED / (name + '.log')}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cdemi.tools.carry", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("run", help="start or resume carried runs side by side")
+    start.add_argument("names", nargs="+")
+    sub.add_parser("mark", help="record this machine's segment of every run whose state moved on")
+    sub.add_parser("status", help="each carried run's epoch, latest validation accuracy and machines")
+    args = parser.parse_args(argv)
+    root = Path(".")
+    if args.command == "run":
+        return run(root, args.names)
+    if args.command == "mark":
+        for name, seg in mark(root).items():
+            print(f"{name}: epochs {seg['from_epoch']}-{seg['to_epoch']} on {machine_kind(seg['machine'])}")
+        return 0
+    for row in status(root):
+        where = "landed" if row["epoch"] is None else f"epoch {row['epoch']} of {row['epochs']}"
+        accuracy = "" if row["validation"] is None else f", validation {row['validation']:.2f}%"
+        print(f"{row['run']}: {where}{accuracy}; machines: {' then '.join(row['machines']) or 'none marked'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
