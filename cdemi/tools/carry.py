@@ -1,9 +1,9 @@
-"""Distillation runs longer than one working stop, handed on from stop to stop through the repository.
+"""Distillation runs longer than one sitting at a machine, carried over to the next through the repository.
 
-A run at a converged budget can outlast the time one stop has for computing (CMI + guidance at 8,000 KD
+A run at a converged budget can outlast the time one sitting has for computing (CMI + guidance at 8,000 KD
 steps takes hours on one core).  Everywhere else a run's resume state (``<record>.state``, written after
 every epoch) is git-ignored and stays on the machine that made it; the runs carried here instead
-commit it, so the next stop resumes the run from its last saved epoch on whatever machine it gets::
+commit it, so the next sitting resumes the run from its last saved epoch on whatever machine it has::
 
     results/carried/params.yaml      the profile the carried runs are resolved from: ``params.yaml`` with
                                      each carried entry as it will enter ``params.yaml`` when it lands
@@ -12,13 +12,13 @@ commit it, so the next stop resumes the run from its last saved epoch on whateve
                                      the run record names only the machine that finished it)
 
 ``python -m cdemi.tools.carry run NAME...`` starts or resumes each named run, one process with one thread
-per run, side by side, with one progress bar over their epochs; a stop loses at most the epoch each run
-was in.  ``mark`` appends this machine's segment for every state that moved on since its last segment
+per run, side by side, with one progress bar over their epochs; an interruption loses at most the epoch
+each run was in.  ``mark`` appends this machine's segment for every state that moved on since its last segment
 (run it before committing the states); ``status`` prints each run's epoch, latest validation accuracy
 and machines.  A run that has reached its last epoch lands as any run does: its entry enters
 ``params.yaml``, its state is copied to ``results/distill/NAME.state``, ``dvc repro -s distill@NAME``
 writes its record, report and samples from it, and the carried state is removed (README, "Runs carried
-from stop to stop").
+over between sittings").
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _profile(root: Path) -> Path:
     path = root / CARRIED / "params.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: copy params.yaml there and add the entries to carry under "
-                                f"distill (README, 'Runs carried from stop to stop')")
+                                f"distill (README, 'Runs carried over between sittings')")
     return path
 
 

@@ -1,9 +1,9 @@
-"""Runs carried from stop to stop (``cdemi.tools.carry``), end to end on a throw-away root.
+"""Runs carried over between sittings (``cdemi.tools.carry``), end to end on a throw-away root.
 
 A tiny Fast run on scikit-learn's digits is started through ``carry.run`` as the tool starts it (a
 ``python -m cdemi.distill`` process on ``results/carried/params.yaml``, state beside its record),
 started again over its finished state (it resumes at the end, the record unchanged), and its segments
-are marked as a stop marks them before committing the state; a state older than its segments is
+are marked as a sitting marks them before committing the state; a state older than its segments is
 refused.
 """
 from __future__ import annotations
