@@ -85,7 +85,7 @@ def mark(root: Path, machine: dict | None = None, now: datetime | None = None) -
     for state_file in sorted((root / CARRIED).glob("*.state")):
         name = state_file.stem
         reached, _ = progress(state_file)
-        done = segments.get(name, [])[-1]["to_epoch"] if segments.get(name) else 0
+        done = segments[name][-1]["to_epoch"] if segments.get(name) else 0
         if reached < done:
             raise ValueError(f"{state_file} ends at epoch {reached} but segments.json says epoch {done} was reached: "
                              f"restore the newer state (git checkout -- {state_file}) before marking")
@@ -107,14 +107,13 @@ def status(root: Path) -> list[dict]:
     rows = []
     for name in names:
         state_file = root / CARRIED / f"{name}.state"
-        epoch, accuracy = progress(state_file) if state_file.exists() else (None, None)
+        epoch, accuracy, epochs = (*progress(state_file), epochs_of(root, name)) if state_file.exists() else (None,) * 3
         kinds: list[str] = []
         for segment in segments.get(name, []):
             kind = machine_kind(segment["machine"])
             if not kinds or kinds[-1] != kind:
                 kinds.append(kind)
-        rows.append({"run": name, "epoch": epoch, "epochs": epochs_of(root, name) if state_file.exists() else None,
-                     "validation": accuracy, "machines": kinds})
+        rows.append({"run": name, "epoch": epoch, "epochs": epochs, "validation": accuracy, "machines": kinds})
     return rows
 
 
