@@ -18,7 +18,8 @@ each run was in.  ``mark`` appends this machine's segment for every state that m
 and machines.  A run that has reached its last epoch lands as any run does: its entry enters
 ``params.yaml``, its state is copied to ``results/distill/NAME.state``, ``dvc repro -s distill@NAME``
 writes its record, report and samples from it, and the carried state is removed (README, "Runs carried
-over between sittings").
+over between sittings").  A convergence-study run is carried the same way: its entry sits under ``study``,
+and it lands under ``results/study/`` through ``dvc repro -s study@NAME``.
 """
 from __future__ import annotations
 
@@ -34,11 +35,13 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import params, runtime
+from ..params import ParamsError
 from ..artifacts import atomic_write_json, safe_torch_load
 from ..report.cross_cpu import machine_kind
 
 CARRIED = Path("results") / "carried"
 SEGMENTS = "segments.json"
+SECTIONS = ("distill", "study")  # the profile's sections whose entries are distillation runs
 
 
 def _profile(root: Path) -> Path:
@@ -49,11 +52,27 @@ def _profile(root: Path) -> Path:
     return path
 
 
+def section_of(root: Path, name: str) -> str:
+    """The section of ``results/carried/params.yaml`` that holds carried run ``name``: ``distill`` (a grid
+    run) or ``study`` (a convergence-study run).
+
+    :raises ParamsError: the entry is in neither section, or in both (the message lists the known entries)."""
+    path = _profile(root)
+    profile = params.load(str(path))
+    found = [section for section in SECTIONS if name in getattr(profile, section)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ParamsError(f"{path}: {name!r} is an entry of both distill and study; rename one of them")
+    known = ", ".join(sorted(set().union(*(getattr(profile, s) for s in SECTIONS)))) or "none"
+    raise ParamsError(f"{path}: no entry {name!r} under distill or study; known: {known}")
+
+
 def epochs_of(root: Path, name: str) -> int:
     """The epochs of carried run ``name`` as its entry in ``results/carried/params.yaml`` sets them.
 
     :raises ParamsError: the entry is absent or invalid (the message lists the known entries)."""
-    entry, _ = params.resolve(str(_profile(root)), name, "distill", smoke={})
+    entry, _ = params.resolve(str(_profile(root)), name, section_of(root, name), smoke={})
     return int(entry.epochs)
 
 
@@ -121,6 +140,7 @@ def run(root: Path, names: list[str], poll: float = 30.0) -> int:
     """Start or resume carried runs ``names`` side by side (one process, one thread each) and wait for
     them; every entry is resolved before any starts.  Returns 0 when every run finished, else 1 (the
     failed runs and their logs, ``results/carried/NAME.log``, are named)."""
+    sections = {name: section_of(root, name) for name in names}
     totals = {name: epochs_of(root, name) for name in names}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     procs = {}
@@ -128,7 +148,7 @@ def run(root: Path, names: list[str], poll: float = 30.0) -> int:
         log = open(root / CARRIED / f"{name}.log", "a")
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "cdemi.distill", str(CARRIED / "params.yaml"), name,
-             str(CARRIED / f"{name}.json"), "--no-progress"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+             str(CARRIED / f"{name}.json"), "--section", sections[name], "--no-progress"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def reached() -> int:

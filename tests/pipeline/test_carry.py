@@ -4,7 +4,7 @@ A tiny Fast run on scikit-learn's digits is started through ``carry.run`` as the
 ``python -m cdemi.distill`` process on ``results/carried/params.yaml``, state beside its record),
 started again over its finished state (it resumes at the end, the record unchanged), and its segments
 are marked as a sitting marks them before committing the state; a state older than its segments is
-refused.
+refused.  A convergence-study entry (under ``study``) is carried the same way.
 """
 from __future__ import annotations
 
@@ -23,6 +23,10 @@ AMD = {"cpu": "AMD EPYC", "cpu_capability": "AVX2", "cpu_model": "family 25 mode
        "cpu_flags": "fb86c92f4654"}
 
 
+def _write_profile(root, profile):
+    (root / carry.CARRIED / "params.yaml").write_text(yaml.safe_dump(profile))
+
+
 @pytest.fixture
 def root(tmp_path, digits_teacher):
     save_classifier(tmp_path / "teacher.pt", digits_teacher, "resnet18",
@@ -33,8 +37,7 @@ def root(tmp_path, digits_teacher):
              "epochs": 10, "kd_steps": 1, "batch_size": 16, "temperature": 4.0,
              "validation_per_class": 5, "curve_test_per_class": None}
     (tmp_path / carry.CARRIED).mkdir(parents=True)
-    profile = {"profile": "smoke", "data": {"dataset": "digits"}, "distill": {"r": entry}}
-    (tmp_path / carry.CARRIED / "params.yaml").write_text(yaml.safe_dump(profile))
+    _write_profile(tmp_path, {"profile": "smoke", "data": {"dataset": "digits"}, "distill": {"r": entry}})
     return tmp_path
 
 
@@ -81,3 +84,24 @@ def test_a_missing_carried_profile_names_the_fix(tmp_path, tally):
     tally.bad_input("unreadable or missing profile file")
     with pytest.raises(FileNotFoundError, match="copy params.yaml there and add the entries to carry"):
         carry.run(tmp_path, ["r"])
+
+
+def test_a_study_entry_is_carried_under_its_section(root):
+    profile = yaml.safe_load((root / carry.CARRIED / "params.yaml").read_text())
+    profile["study"] = {"s": profile["distill"].pop("r")}
+    _write_profile(root, profile)
+    assert carry.section_of(root, "s") == "study" and carry.epochs_of(root, "s") == 10
+    assert carry.run(root, ["s"], poll=0.2) == 0
+    record = json.loads((root / carry.CARRIED / "s.json").read_text())
+    assert record["name"] == "s" and len(record["curve"]) == 10
+    assert carry.progress(root / carry.CARRIED / "s.state")[0] == 10
+
+
+def test_an_entry_in_both_sections_is_refused(root, tally):
+    profile = yaml.safe_load((root / carry.CARRIED / "params.yaml").read_text())
+    profile["study"] = {"r": profile["distill"]["r"]}
+    _write_profile(root, profile)
+    tally.bad_input("parameter value of a wrong type, name or range")
+    with pytest.raises(ParamsError, match="'r' is an entry of both distill and study; rename one"):
+        carry.run(root, ["r"], poll=0.2)
+    assert not list((root / carry.CARRIED).glob("*.log"))
