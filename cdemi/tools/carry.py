@@ -35,8 +35,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .. import params, runtime
-from ..params import ParamsError
 from ..artifacts import atomic_write_json, safe_torch_load
+from ..params import ParamsError
 from ..report.cross_cpu import machine_kind
 
 CARRIED = Path("results") / "carried"
@@ -52,28 +52,32 @@ def _profile(root: Path) -> Path:
     return path
 
 
-def section_of(root: Path, name: str) -> str:
-    """The section of ``results/carried/params.yaml`` that holds carried run ``name``: ``distill`` (a grid
-    run) or ``study`` (a convergence-study run).
+def _entry(root: Path, name: str) -> tuple[str, params.DistillRun]:
+    """``(section, validated entry)`` of carried run ``name`` in ``results/carried/params.yaml``; the section
+    is ``distill`` (a grid run) or ``study`` (a convergence-study run).
 
-    :raises ParamsError: the entry is in neither section, or in both (the message lists the known entries)."""
+    :raises ParamsError: the entry is invalid, in neither section, or in both (the message lists the known
+        entries)."""
     path = _profile(root)
     profile = params.load(str(path))
     found = [section for section in SECTIONS if name in getattr(profile, section)]
     if len(found) == 1:
-        return found[0]
+        return found[0], getattr(profile, found[0])[name]
     if found:
         raise ParamsError(f"{path}: {name!r} is an entry of both distill and study; rename one of them")
     known = ", ".join(sorted(set().union(*(getattr(profile, s) for s in SECTIONS)))) or "none"
     raise ParamsError(f"{path}: no entry {name!r} under distill or study; known: {known}")
 
 
-def epochs_of(root: Path, name: str) -> int:
-    """The epochs of carried run ``name`` as its entry in ``results/carried/params.yaml`` sets them.
+def section_of(root: Path, name: str) -> str:
+    """The section that holds carried run ``name``: ``distill`` or ``study`` (:func:`_entry`)."""
+    return _entry(root, name)[0]
 
-    :raises ParamsError: the entry is absent or invalid (the message lists the known entries)."""
-    entry, _ = params.resolve(str(_profile(root)), name, section_of(root, name), smoke={})
-    return int(entry.epochs)
+
+def epochs_of(root: Path, name: str) -> int:
+    """The epochs of carried run ``name`` as its entry in ``results/carried/params.yaml`` sets them
+    (:func:`_entry`)."""
+    return int(_entry(root, name)[1].epochs)
 
 
 def progress(state_file: Path) -> tuple[int, float | None]:
@@ -140,15 +144,16 @@ def run(root: Path, names: list[str], poll: float = 30.0) -> int:
     """Start or resume carried runs ``names`` side by side (one process, one thread each) and wait for
     them; every entry is resolved before any starts.  Returns 0 when every run finished, else 1 (the
     failed runs and their logs, ``results/carried/NAME.log``, are named)."""
-    sections = {name: section_of(root, name) for name in names}
-    totals = {name: epochs_of(root, name) for name in names}
+    entries = {name: _entry(root, name) for name in names}
+    totals = {name: int(entry.epochs) for name, (_, entry) in entries.items()}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     procs = {}
     for name in names:
         log = open(root / CARRIED / f"{name}.log", "a")
         procs[name] = subprocess.Popen(
             [sys.executable, "-m", "cdemi.distill", str(CARRIED / "params.yaml"), name,
-             str(CARRIED / f"{name}.json"), "--section", sections[name], "--no-progress"], cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+             str(CARRIED / f"{name}.json"), "--section", entries[name][0], "--no-progress"],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
     def reached() -> int:
