@@ -15,27 +15,30 @@ commit it, so the next sitting resumes the run from its last saved epoch on what
 per run, side by side, with one progress bar over their epochs; an interruption loses at most the epoch
 each run was in.  ``mark`` appends this machine's segment for every state that moved on since its last segment
 (run it before committing the states); ``status`` prints each run's epoch, latest validation accuracy
-and machines.  A run that has reached its last epoch lands as any run does: its entry enters
-``params.yaml``, its state is copied to ``results/distill/NAME.state``, ``dvc repro -s distill@NAME``
-writes its record, report and samples from it, and the carried state is removed (README, "Runs carried
-over between sittings").  A convergence-study run is carried the same way: its entry sits under ``study``,
-and it lands under ``results/study/`` through ``dvc repro -s study@NAME``.
+and machines.  A run that has reached its last epoch lands as any run does, and ``land`` does the steps
+(:func:`land`): its entry enters ``params.yaml``, its state is copied to ``results/distill/NAME.state``,
+``dvc repro -s distill@NAME`` writes its record, report and samples from it, and the carried state is
+removed (README, "Runs carried over between sittings").  A convergence-study run is carried the same way:
+its entry sits under ``study``, and it lands under ``results/study/`` through ``dvc repro -s study@NAME``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
 from tqdm.auto import tqdm
 
 from .. import params, runtime
-from ..artifacts import atomic_write_json, safe_torch_load
+from ..artifacts import atomic_write_bytes, atomic_write_json, safe_torch_load
 from ..params import ParamsError
 from ..report.cross_cpu import machine_kind
 
@@ -67,11 +70,6 @@ def _entry(root: Path, name: str) -> tuple[str, params.DistillRun]:
         raise ParamsError(f"{path}: {name!r} is an entry of both distill and study; rename one of them")
     known = ", ".join(sorted(set().union(*(getattr(profile, s) for s in SECTIONS)))) or "none"
     raise ParamsError(f"{path}: no entry {name!r} under distill or study; known: {known}")
-
-
-def section_of(root: Path, name: str) -> str:
-    """The section that holds carried run ``name``: ``distill`` or ``study`` (:func:`_entry`)."""
-    return _entry(root, name)[0]
 
 
 def epochs_of(root: Path, name: str) -> int:
@@ -140,6 +138,109 @@ def status(root: Path) -> list[dict]:
     return rows
 
 
+def _entry_lines(lines: list[str], section: str, name: str) -> tuple[int, int, int] | None:
+    """``(first comment line, header line, end)`` of entry ``name`` under top-level ``section`` of a profile's
+    lines, as ``params.yaml`` writes entries: a header ``  NAME:`` at two spaces, its keys at four or more, the
+    comment lines at two spaces right above it belonging to it; None when the section has no such entry.
+
+    :raises ParamsError: the profile has no top-level ``section``."""
+    try:
+        start = lines.index(f"{section}:")
+    except ValueError:
+        raise ParamsError(f"the profile has no top-level '{section}:' section to land an entry in") from None
+    for header in range(start + 1, len(lines)):
+        line = lines[header]
+        if line and not line.startswith((" ", "#")):
+            return None  # the next top-level section
+        if line == f"  {name}:":
+            first = header
+            while first > start + 1 and lines[first - 1].startswith("  #"):
+                first -= 1
+            end = header + 1
+            while end < len(lines) and lines[end].startswith("    "):
+                end += 1
+            return first, header, end
+    return None
+
+
+def landed_profile(profile_text: str, carried_text: str, section: str, name: str) -> str:
+    """``params.yaml``'s text with entry ``name`` of ``section`` as the carried profile writes it: an entry
+    the profile has gets the carried keys (its comments stay); a new one enters with its comments right
+    after the entry that precedes it in the carried profile (or first in the section).  Every other line is
+    kept as it is.
+
+    :raises ParamsError: the carried profile has no such entry in the layout :func:`_entry_lines` reads."""
+    profile, carried = profile_text.splitlines(), carried_text.splitlines()
+    found = _entry_lines(carried, section, name)
+    if found is None:
+        raise ParamsError(f"results/carried/params.yaml has no entry '  {name}:' under '{section}:'")
+    c_first, c_header, c_end = found
+    have = _entry_lines(profile, section, name)
+    if have is not None:
+        _, p_header, p_end = have
+        lines = profile[:p_header] + carried[c_header:c_end] + profile[p_end:]
+    else:
+        at = profile.index(f"{section}:") + 1
+        for line in reversed(carried[carried.index(f"{section}:") + 1:c_first]):
+            header = re.fullmatch(r"  ([^\s#:][^:]*):", line)
+            placed = header and _entry_lines(profile, section, header.group(1))
+            if placed:
+                at = placed[2]
+                break
+        lines = profile[:at] + carried[c_first:c_end] + profile[at:]
+    return "\n".join(lines) + "\n"
+
+
+def _dvc_repro(root: Path, stage: str) -> None:
+    subprocess.run(["dvc", "repro", "--single-item", stage], cwd=root, check=True)
+
+
+def land(root: Path, name: str, repro: Callable[[Path, str], None] = _dvc_repro) -> Path:
+    """Land finished carried run ``name``: its entry enters ``params.yaml`` as the carried profile writes
+    it, its state is copied beside the stage's record (``results/<section>/NAME.state``), ``repro(root,
+    "<section>@NAME")`` (default ``dvc repro --single-item``) writes the record, report and samples from it,
+    resuming at its last epoch, and then the carried state and its record, samples and log are removed.
+    This machine's segments are marked first (:func:`mark`), so ``segments.json`` keeps the run's machines.
+    Returns the record's path.
+
+    Everything is checked before anything is written: the state has reached the entry's last epoch, and the
+    new ``params.yaml`` validates with the entry resolving exactly as the carried one and every other entry
+    unchanged.  A failed ``repro`` leaves the carried state in place (run ``land`` again).
+
+    :raises ValueError: the run has not finished; :raises ParamsError: the entry would not land as carried.
+    """
+    section, entry = _entry(root, name)
+    state = root / CARRIED / f"{name}.state"
+    if not state.exists():
+        raise FileNotFoundError(f"{state} is missing: nothing to land (has {name} landed already?)")
+    reached, _ = progress(state)
+    if reached != entry.epochs:
+        raise ValueError(f"{name} has reached epoch {reached} of {entry.epochs}: resume it "
+                         f"(python -m cdemi.tools.carry run {name}) before landing it")
+    target = root / "params.yaml"
+    text = landed_profile(target.read_text(), _profile(root).read_text(), section, name)
+    before = params.load(target)
+    try:
+        after = params.validate(yaml.safe_load(text), f"{target} with {name} landed")
+    except yaml.YAMLError as e:  # e.g. an alias to an anchor the replaced lines held
+        reason = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ParamsError(f"{target} would not be valid YAML with {name} landed ({reason}): move the entry by "
+                          f"hand") from None
+    changed = sorted(n for s in SECTIONS for n in set(getattr(before, s)) | set(getattr(after, s))
+                     if (s, n) != (section, name) and getattr(before, s).get(n) != getattr(after, s).get(n))
+    if getattr(after, section).get(name) != entry or changed:
+        raise ParamsError(f"landing {name} would change {', '.join(changed) or name} in {target} otherwise than "
+                          f"the carried profile says: move the entry by hand")
+    record = root / "results" / section / f"{name}.json"
+    mark(root)
+    atomic_write_bytes(target, text.encode())
+    atomic_write_bytes(record.with_suffix(".state"), state.read_bytes())
+    repro(root, f"{section}@{name}")
+    for leftover in (state, *(root / CARRIED / f"{name}{suffix}" for suffix in (".json", ".samples.pt", ".log"))):
+        leftover.unlink(missing_ok=True)
+    return record
+
+
 def run(root: Path, names: list[str], poll: float = 30.0) -> int:
     """Start or resume carried runs ``names`` side by side (one process, one thread each) and wait for
     them; every entry is resolved before any starts.  Returns 0 when every run finished, else 1 (the
@@ -186,11 +287,17 @@ def main(argv: list[str] | None = None) -> int:
     start = sub.add_parser("run", help="start or resume carried runs side by side")
     start.add_argument("names", nargs="+")
     sub.add_parser("mark", help="record this machine's segment of every run whose state moved on")
+    finish = sub.add_parser("land", help="move finished runs into params.yaml and write their records through DVC")
+    finish.add_argument("names", nargs="+")
     sub.add_parser("status", help="each carried run's epoch, latest validation accuracy and machines")
     args = parser.parse_args(argv)
     root = Path(".")
     if args.command == "run":
         return run(root, args.names)
+    if args.command == "land":
+        for name in args.names:
+            print(f"{name}: landed in {land(root, name)}")
+        return 0
     if args.command == "mark":
         for name, seg in mark(root).items():
             print(f"{name}: epochs {seg['from_epoch']}-{seg['to_epoch']} on {machine_kind(seg['machine'])}")

@@ -4,11 +4,17 @@ A tiny Fast run on scikit-learn's digits is started through ``carry.run`` as the
 ``python -m cdemi.distill`` process on ``results/carried/params.yaml``, state beside its record),
 started again over its finished state (it resumes at the end, the record unchanged), and its segments
 are marked as a sitting marks them before committing the state; a state older than its segments is
-refused.  A convergence-study entry (under ``study``) is carried the same way.
+refused.  A convergence-study entry (under ``study``) is carried the same way.  A finished run lands: its
+entry moves into ``params.yaml`` (text edits checked on small profiles) and its stage writes the record from
+the carried state; a run short of its last epoch is refused first.
 """
 from __future__ import annotations
 
+import copy
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -90,7 +96,7 @@ def test_a_study_entry_is_carried_under_its_section(root):
     profile = yaml.safe_load((root / carry.CARRIED / "params.yaml").read_text())
     profile["study"] = {"s": profile["distill"].pop("r")}
     _write_profile(root, profile)
-    assert carry.section_of(root, "s") == "study" and carry.epochs_of(root, "s") == 10
+    assert carry._entry(root, "s")[0] == "study" and carry.epochs_of(root, "s") == 10
     assert carry.run(root, ["s"], poll=0.2) == 0
     record = json.loads((root / carry.CARRIED / "s.json").read_text())
     assert record["name"] == "s" and len(record["curve"]) == 10
@@ -105,3 +111,92 @@ def test_an_entry_in_both_sections_is_refused(root, tally):
     with pytest.raises(ParamsError, match="'r' is an entry of both distill and study; rename one"):
         carry.run(root, ["r"], poll=0.2)
     assert not list((root / carry.CARRIED).glob("*.log"))
+
+
+PROFILE = """profile: smoke
+distill:
+  # the first entry
+  a:
+    seed: 0
+  b:
+    seed: 1
+study:
+  c:
+    seed: 2
+claims:
+  tolerance: 1
+"""
+
+
+def test_a_landed_entry_replaces_the_profile_s_keys_and_keeps_its_comments():
+    carried = PROFILE.replace("  b:\n    seed: 1\n", "  # carried\n  b:\n    seed: 1\n    epochs: 9\n")
+    landed = carry.landed_profile(PROFILE, carried, "distill", "b")
+    assert landed == PROFILE.replace("    seed: 1\n", "    seed: 1\n    epochs: 9\n")
+
+
+def test_a_new_entry_lands_with_its_comments_after_the_entry_before_it():
+    carried = PROFILE.replace("  c:\n    seed: 2\n", "  c:\n    seed: 2\n  # its check\n  d:\n    seed: 3\n")
+    profile = PROFILE.replace("  c:\n    seed: 2\n", "  c:\n    seed: 2\n  e:\n    seed: 4\n")
+    landed = carry.landed_profile(profile, carried, "study", "d")
+    assert landed == profile.replace("    seed: 2\n", "    seed: 2\n  # its check\n  d:\n    seed: 3\n")
+    first = carry.landed_profile(PROFILE, "distill:\n  n:\n    seed: 5\n", "distill", "n")
+    assert first == PROFILE.replace("distill:\n", "distill:\n  n:\n    seed: 5\n")
+    with pytest.raises(ParamsError, match="no entry '  x:' under 'distill:'"):
+        carry.landed_profile(PROFILE, PROFILE, "distill", "x")
+
+
+def _distill_stage(root, stage):
+    """The ``distill`` stage's command for one entry, as DVC runs it (without its report notebook)."""
+    section, name = stage.split("@")
+    subprocess.run([sys.executable, "-m", "cdemi.distill", "params.yaml", name, f"results/{section}/{name}.json",
+                    "--section", section, "--no-progress"], cwd=root, check=True,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+
+
+def test_a_finished_run_lands_in_params_yaml_and_its_record(root, tally):
+    carried = yaml.safe_load((root / carry.CARRIED / "params.yaml").read_text())
+    other = {**copy.deepcopy(carried["distill"]["r"]), "seed": 7}
+    profile = {**carried, "distill": {"r": {**copy.deepcopy(carried["distill"]["r"]), "epochs": 20}, "k": other}}
+    (root / "params.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    assert carry.run(root, ["r"], poll=0.2) == 0
+    finished = json.loads((root / carry.CARRIED / "r.json").read_text())
+
+    # a run short of its last epoch is refused before anything is written
+    _write_profile(root, {**carried, "distill": {"r": {**carried["distill"]["r"], "epochs": 12}}})
+    before = (root / "params.yaml").read_bytes()
+    tally.bad_input("carried run landed before its last epoch")
+    with pytest.raises(ValueError, match=r"r has reached epoch 10 of 12: resume it"):
+        carry.land(root, "r", repro=_distill_stage)
+    assert tally.kept(root / "params.yaml", before) and not (root / "results" / "distill").exists()
+
+    # an entry whose lines hold an anchor another entry refers to is left to be moved by hand
+    _write_profile(root, carried)
+    shared = copy.deepcopy(profile)
+    shared["distill"]["k"]["student"] = shared["distill"]["r"]["student"]  # dumped as an anchor and an alias
+    (root / "params.yaml").write_text(yaml.safe_dump(shared, sort_keys=False))
+    before = (root / "params.yaml").read_bytes()
+    tally.bad_input("carried entry that cannot land as carried")
+    with pytest.raises(ParamsError, match="would not be valid YAML with r landed .*: move the entry by hand"):
+        carry.land(root, "r", repro=_distill_stage)
+    assert tally.kept(root / "params.yaml", before) and not (root / "results" / "distill").exists()
+    (root / "params.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+
+    state = (root / carry.CARRIED / "r.state").read_bytes()
+    staged = []
+
+    def repro(where, stage):  # the stage starts from the carried state, copied beside its record
+        staged.append((root / "results" / "distill" / "r.state").read_bytes() == state)
+        _distill_stage(where, stage)
+
+    record = carry.land(root, "r", repro=repro)
+    assert staged == [True] and carry.progress(root / "results" / "distill" / "r.state")[0] == 10
+    landed = yaml.safe_load((root / "params.yaml").read_text())
+    assert landed["distill"] == {"r": carried["distill"]["r"], "k": profile["distill"]["k"]}
+    result = json.loads(record.read_text())
+    assert record == root / "results" / "distill" / "r.json" and len(result["curve"]) == 10
+    assert result["final_accuracy"] == finished["final_accuracy"] and result["curve"] == finished["curve"]
+    assert sorted(p.name for p in (root / carry.CARRIED).iterdir()) == ["params.yaml", "segments.json"]
+    assert [(s["from_epoch"], s["to_epoch"]) for s in carry.read_segments(root)["r"]] == [(0, 10)]
+    with pytest.raises(FileNotFoundError, match="nothing to land"):
+        carry.land(root, "r", repro=_distill_stage)
+
