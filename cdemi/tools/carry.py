@@ -8,8 +8,10 @@ commit it, so the next sitting resumes the run from its last saved epoch on what
     results/carried/params.yaml      the profile the carried runs are resolved from: ``params.yaml`` with
                                      each carried entry as it will enter ``params.yaml`` when it lands
     results/carried/NAME.state       the run's resume state (tracked by git here, and only here)
-    results/carried/segments.json    which machine ran which epochs of which run (kept once a run lands:
-                                     the run record names only the machine that finished it)
+    results/carried/segments.json    which machine ran which epochs of each carried run
+    results/segments.json            the same for every carried run that has landed (moved there by ``land``:
+                                     the run record names only the machine that finished it; the
+                                     convergence stage's cross-CPU table reads it)
 
 ``python -m cdemi.tools.carry run NAME...`` starts or resumes each named run, one process with one thread
 per run, side by side, with one progress bar over their epochs; an interruption loses at most the epoch
@@ -17,8 +19,8 @@ each run was in.  ``mark`` appends this machine's segment for every state that m
 (run it before committing the states); ``status`` prints each run's epoch, latest validation accuracy
 and machines.  A run that has reached its last epoch lands as any run does, and ``land`` does the steps
 (:func:`land`): its entry enters ``params.yaml``, its state is copied to ``results/distill/NAME.state``,
-``dvc repro -s distill@NAME`` writes its record, report and samples from it, and the carried state is
-removed (README, "Runs carried over between sittings").  A convergence-study run is carried the same way:
+``dvc repro -s distill@NAME`` writes its record, report and samples from it, its segments move to
+``results/segments.json`` and the carried state is removed (README, "Runs carried over between sittings").  A convergence-study run is carried the same way:
 its entry sits under ``study``, and it lands under ``results/study/`` through ``dvc repro -s study@NAME``.
 """
 from __future__ import annotations
@@ -40,10 +42,11 @@ from tqdm.auto import tqdm
 from .. import params, runtime
 from ..artifacts import atomic_write_bytes, atomic_write_json, safe_torch_load
 from ..params import ParamsError
-from ..report.cross_cpu import machine_kind
+from ..report.cross_cpu import load_segments, machine_kind
 
 CARRIED = Path("results") / "carried"
 SEGMENTS = "segments.json"
+LANDED_SEGMENTS = Path("results") / "segments.json"  # the segments of the runs that have landed
 SECTIONS = ("distill", "study")  # the profile's sections whose entries are distillation runs
 
 
@@ -90,9 +93,23 @@ def progress(state_file: Path) -> tuple[int, float | None]:
 
 
 def read_segments(root: Path) -> dict[str, list[dict]]:
-    """``{run: [{"machine", "from_epoch", "to_epoch", "marked"}, ...]}`` (empty when no file yet)."""
-    path = root / CARRIED / SEGMENTS
-    return json.loads(path.read_text()) if path.exists() else {}
+    """The carried runs' segments, ``{run: [{"machine", "from_epoch", "to_epoch", "marked"}, ...]}`` (empty
+    when no file yet); those of landed runs are in ``results/segments.json`` (:func:`move_segments`).
+
+    :raises ValueError: the file is not such JSON (:func:`cdemi.report.cross_cpu.load_segments`)."""
+    return load_segments(root / CARRIED / SEGMENTS)
+
+
+def move_segments(root: Path, name: str) -> None:
+    """Move landed run ``name``'s segments from ``results/carried/segments.json`` to ``results/segments.json``
+    (the landed file is written first, so an interruption between the two writes loses nothing)."""
+    carried = read_segments(root)
+    if name not in carried:
+        return
+    landed = load_segments(root / LANDED_SEGMENTS)
+    landed[name] = carried.pop(name)
+    atomic_write_json(root / LANDED_SEGMENTS, dict(sorted(landed.items())))
+    atomic_write_json(root / CARRIED / SEGMENTS, carried)
 
 
 def mark(root: Path, machine: dict | None = None, now: datetime | None = None) -> dict[str, dict]:
@@ -123,7 +140,7 @@ def mark(root: Path, machine: dict | None = None, now: datetime | None = None) -
 def status(root: Path) -> list[dict]:
     """One row per carried run (a state, or segments of a run that has landed): ``run``, ``epoch``,
     ``epochs``, ``validation`` (latest, %), ``machines`` (the kinds that ran it, in order)."""
-    segments = read_segments(root)
+    segments = {**load_segments(root / LANDED_SEGMENTS), **read_segments(root)}
     names = sorted({p.stem for p in (root / CARRIED).glob("*.state")} | set(segments))
     rows = []
     for name in names:
@@ -199,8 +216,9 @@ def land(root: Path, name: str, repro: Callable[[Path, str], None] = _dvc_repro)
     """Land finished carried run ``name``: its entry enters ``params.yaml`` as the carried profile writes
     it, its state is copied beside the stage's record (``results/<section>/NAME.state``), ``repro(root,
     "<section>@NAME")`` (default ``dvc repro --single-item``) writes the record, report and samples from it,
-    resuming at its last epoch, and then the carried state and its record, samples and log are removed.
-    This machine's segments are marked first (:func:`mark`), so ``segments.json`` keeps the run's machines.
+    resuming at its last epoch; then its segments move to ``results/segments.json`` (:func:`move_segments`)
+    and the carried state and its record, samples and log are removed.  This machine's segments are marked
+    first (:func:`mark`), so the segments name every machine that ran the run.
     Returns the record's path.
 
     Everything is checked before anything is written: the state has reached the entry's last epoch, and the
@@ -236,6 +254,7 @@ def land(root: Path, name: str, repro: Callable[[Path, str], None] = _dvc_repro)
     atomic_write_bytes(target, text.encode())
     atomic_write_bytes(record.with_suffix(".state"), state.read_bytes())
     repro(root, f"{section}@{name}")
+    move_segments(root, name)
     for leftover in (state, *(root / CARRIED / f"{name}{suffix}" for suffix in (".json", ".samples.pt", ".log"))):
         leftover.unlink(missing_ok=True)
     return record

@@ -5,8 +5,9 @@ A tiny Fast run on scikit-learn's digits is started through ``carry.run`` as the
 started again over its finished state (it resumes at the end, the record unchanged), and its segments
 are marked as a sitting marks them before committing the state; a state older than its segments is
 refused.  A convergence-study entry (under ``study``) is carried the same way.  A finished run lands: its
-entry moves into ``params.yaml`` (text edits checked on small profiles) and its stage writes the record from
-the carried state; a run short of its last epoch is refused first.
+entry moves into ``params.yaml`` (text edits checked on small profiles), its stage writes the record from
+the carried state and its segments move to the landed runs' file; a run short of its last epoch is refused
+first.
 """
 from __future__ import annotations
 
@@ -196,7 +197,11 @@ def test_a_finished_run_lands_in_params_yaml_and_its_record(root, tally):
     assert record == root / "results" / "distill" / "r.json" and len(result["curve"]) == 10
     assert result["final_accuracy"] == finished["final_accuracy"] and result["curve"] == finished["curve"]
     assert sorted(p.name for p in (root / carry.CARRIED).iterdir()) == ["params.yaml", "segments.json"]
-    assert [(s["from_epoch"], s["to_epoch"]) for s in carry.read_segments(root)["r"]] == [(0, 10)]
+    # its segments moved to the landed runs' file, which the cross-CPU table reads; status still lists it
+    assert carry.read_segments(root) == {}
+    landed_segments = json.loads((root / carry.LANDED_SEGMENTS).read_text())
+    assert [(s["from_epoch"], s["to_epoch"]) for s in landed_segments["r"]] == [(0, 10)]
+    assert [(row["run"], row["epoch"], len(row["machines"])) for row in carry.status(root)] == [("r", None, 1)]
     with pytest.raises(FileNotFoundError, match="nothing to land"):
         carry.land(root, "r", repro=_distill_stage)
 

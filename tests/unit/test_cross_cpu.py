@@ -1,5 +1,6 @@
 """Pairs of run records of one configuration made on different CPUs, on records shaped as the distill
-stage writes them (a committed grid record, copied and changed where a rerun would differ)."""
+stage writes them (a committed grid record, copied and changed where a rerun would differ), and the
+segments of runs carried between sittings as the carry tool writes them."""
 import copy
 import json
 from pathlib import Path
@@ -41,8 +42,57 @@ def test_a_rerun_elsewhere_is_paired_with_its_grid_record(record):
     assert row["|test A - test B|"] == 1.25 and row["|validation A - validation B|"] == 0.5
     assert row["converged"] == "both"
     text = cross_cpu.findings(pairs)
-    assert "1 pair(s), 0 of them identical" in text and "up to 1.25 test points" in text
+    assert "1 pair(s) run apart, 0 of them identical" in text and "up to 1.25 test points" in text
     assert "both converged, up to 1.25" in text
+
+
+INTEL = {"cpu": "Intel(R) Xeon(R) Processor", "cpu_capability": "AVX512", "cpu_flags": "86d9ce9c09e4",
+         "cpu_model": "family 6 model 207 stepping 2"}
+
+
+def segment(machine, start, end, marked):
+    return {"machine": machine, "from_epoch": start, "to_epoch": end, "marked": f"2026-12-06T0{marked}:00:00+00:00"}
+
+
+def test_carried_runs_are_labelled_by_their_segments_and_a_resumed_pair_shares_its_first_epochs(record):
+    epochs = record["config"]["epochs"]
+    first = [segment(INTEL, 0, 40, 1), segment(INTEL, 40, 100, 2)]  # one run, saved at epoch 100
+    finished_here = rerun(record, record["final_accuracy"] + 0.5, record["validation_accuracy"], machine=INTEL)
+    finished_there = rerun(record, record["final_accuracy"], record["validation_accuracy"])  # on AVX2
+    finished_there["name"] = "kd_twin"  # another entry of the same configuration
+    segments = {record["name"]: [*first, segment(INTEL, 100, epochs, 3)],
+                "kd_twin": [*first, segment(AVX2, 100, 120, 4), segment(AVX2, 120, epochs, 5)]}
+    pairs = cross_cpu.same_config_pairs({"study/kd": finished_here, "grid/kd_twin": finished_there,
+                                         "rerun/kd.avx2": rerun(record, 60.0, 61.0)}, segments)
+    assert len(pairs) == 3
+    resumed = pairs.set_index(["record A", "record B"]).loc[("grid/kd_twin", "study/kd")]
+    assert resumed["shared epochs"] == 100 and not resumed["same kind"]
+    assert resumed["CPU A"] == ("Intel(R) Xeon(R) Processor (family 6 model 207), AVX512 for epochs 0-100; "
+                                f"AMD EPYC (family 25 model 17), AVX2 for epochs 100-{epochs}")
+    assert resumed["CPU B"] == "Intel(R) Xeon(R) Processor (family 6 model 207), AVX512"
+    # the rerun of the same name on another machine does not take that name's segments; it shares nothing
+    assert (pairs.loc[pairs["record A"] == "rerun/kd.avx2", "shared epochs"] == 0).all()
+    assert set(pairs.loc[pairs["record A"] == "rerun/kd.avx2", "CPU A"]) == {"AMD EPYC (family 25 model 17), AVX2"}
+    text = cross_cpu.findings(pairs)
+    assert "Across kinds, 2 pair(s) run apart" in text
+    assert text.endswith("1 pair(s) across kinds share their first epochs (one run resumed from the other's saved "
+                         "state) and repeat only the rest: up to 0.50 test points apart "
+                         "(kd_twin, after 100 shared epochs).")
+
+
+def test_load_segments_reads_the_landed_file_and_refuses_a_corrupt_one(tmp_path, tally):
+    path = tmp_path / "segments.json"
+    assert cross_cpu.load_segments(path) == {}  # no carried run has landed yet
+    written = {"r": [segment(INTEL, 0, 10, 1)]}
+    path.write_text(json.dumps(written, indent=2))
+    assert cross_cpu.load_segments(path) == written
+    path.write_text('{"r": ')
+    tally.bad_input("corrupt segments file", 2)
+    with pytest.raises(ValueError, match="segments.json is not valid JSON .*git checkout"):
+        cross_cpu.load_segments(path)
+    path.write_text('["r"]')
+    with pytest.raises(ValueError, match="not a mapping of run names to lists of segments"):
+        cross_cpu.load_segments(path)
 
 
 def test_other_configurations_and_records_without_machine_are_not_paired(record):
