@@ -20,8 +20,9 @@ each run was in.  ``mark`` appends this machine's segment for every state that m
 and machines.  A run that has reached its last epoch lands as any run does, and ``land`` does the steps
 (:func:`land`): its entry enters ``params.yaml``, its state is copied to ``results/distill/NAME.state``,
 ``dvc repro -s distill@NAME`` writes its record, report and samples from it, its segments move to
-``results/segments.json`` and the carried state is removed (README, "Runs carried over between sittings").  A convergence-study run is carried the same way:
-its entry sits under ``study``, and it lands under ``results/study/`` through ``dvc repro -s study@NAME``.
+``results/segments.json`` and the carried state is removed (README, "Runs carried over between sittings").
+A convergence-study run is carried the same way: its entry sits under ``study``, and it lands under
+``results/study/`` through ``dvc repro -s study@NAME``.
 """
 from __future__ import annotations
 
