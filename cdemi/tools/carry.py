@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from .. import params, runtime
 from ..artifacts import atomic_write_bytes, atomic_write_json, safe_torch_load
 from ..params import ParamsError
-from ..report.cross_cpu import load_segments, machine_kind
+from ..report.cross_cpu import load_segments, machine_kind, machines_label
 
 CARRIED = Path("results") / "carried"
 SEGMENTS = "segments.json"
@@ -59,14 +59,15 @@ def _profile(root: Path) -> Path:
     return path
 
 
-def _entry(root: Path, name: str) -> tuple[str, params.DistillRun]:
-    """``(section, validated entry)`` of carried run ``name`` in ``results/carried/params.yaml``; the section
-    is ``distill`` (a grid run) or ``study`` (a convergence-study run).
+def _entry(root: Path, name: str, profile: params.Profile | None = None) -> tuple[str, params.DistillRun]:
+    """``(section, validated entry)`` of carried run ``name`` in ``results/carried/params.yaml`` (or in
+    ``profile``, that file already loaded); the section is ``distill`` (a grid run) or ``study`` (a
+    convergence-study run).
 
     :raises ParamsError: the entry is invalid, in neither section, or in both (the message lists the known
         entries)."""
     path = _profile(root)
-    profile = params.load(str(path))
+    profile = profile or params.load(str(path))
     found = [section for section in SECTIONS if name in getattr(profile, section)]
     if len(found) == 1:
         return found[0], getattr(profile, found[0])[name]
@@ -140,19 +141,16 @@ def mark(root: Path, machine: dict | None = None, now: datetime | None = None) -
 
 def status(root: Path) -> list[dict]:
     """One row per carried run (a state, or segments of a run that has landed): ``run``, ``epoch``,
-    ``epochs``, ``validation`` (latest, %), ``machines`` (the kinds that ran it, in order)."""
+    ``epochs``, ``validation`` (latest, %), ``machines`` (which machine ran which epochs,
+    :func:`cdemi.report.cross_cpu.machines_label`; ``""`` before the first mark)."""
     segments = {**load_segments(root / LANDED_SEGMENTS), **read_segments(root)}
     names = sorted({p.stem for p in (root / CARRIED).glob("*.state")} | set(segments))
     rows = []
     for name in names:
         state_file = root / CARRIED / f"{name}.state"
         epoch, accuracy, epochs = (*progress(state_file), epochs_of(root, name)) if state_file.exists() else (None,) * 3
-        kinds: list[str] = []
-        for segment in segments.get(name, []):
-            kind = machine_kind(segment["machine"])
-            if not kinds or kinds[-1] != kind:
-                kinds.append(kind)
-        rows.append({"run": name, "epoch": epoch, "epochs": epochs, "validation": accuracy, "machines": kinds})
+        machines = machines_label(segments[name]) if segments.get(name) else ""
+        rows.append({"run": name, "epoch": epoch, "epochs": epochs, "validation": accuracy, "machines": machines})
     return rows
 
 
@@ -265,7 +263,8 @@ def run(root: Path, names: list[str], poll: float = 30.0) -> int:
     """Start or resume carried runs ``names`` side by side (one process, one thread each) and wait for
     them; every entry is resolved before any starts.  Returns 0 when every run finished, else 1 (the
     failed runs and their logs, ``results/carried/NAME.log``, are named)."""
-    entries = {name: _entry(root, name) for name in names}
+    profile = params.load(str(_profile(root)))
+    entries = {name: _entry(root, name, profile) for name in names}
     totals = {name: int(entry.epochs) for name, (_, entry) in entries.items()}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     procs = {}
@@ -325,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in status(root):
         where = "landed" if row["epoch"] is None else f"epoch {row['epoch']} of {row['epochs']}"
         accuracy = "" if row["validation"] is None else f", validation {row['validation']:.2f}%"
-        print(f"{row['run']}: {where}{accuracy}; machines: {' then '.join(row['machines']) or 'none marked'}")
+        print(f"{row['run']}: {where}{accuracy}; machines: {row['machines'] or 'none marked'}")
     return 0
 
 
