@@ -44,6 +44,7 @@ HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 TOO_FEW, UNEQUAL, NO_CELLS = "too few seeds", "unequal KD steps", "no cells yet"
 NOT_CONVERGED = "not converged"
 VERDICTS = (HOLDS, FAILS, UNSURE, NOT_CONVERGED, TOO_FEW, UNEQUAL, NO_CELLS)
+TESTED = (HOLDS, FAILS, UNSURE)  # the verdicts a group's data gave; the others withhold one
 PAIR = ("teacher", "student")
 CLAIM7_METHODS = ("dsa", "dm", "mtt")  # the condensation methods claim 7 compares, whether or not they have cells
 
@@ -290,12 +291,13 @@ def evaluate_claims(records: pd.DataFrame, headline: dict, level: float) -> list
 
 
 def _evidence_text(e: dict) -> str:
-    """One comparison in words: mean difference, groups, the largest p-value of the tested ones,
-    the verdict counts and the comparison's verdict."""
+    """One comparison in words: mean difference, groups, the largest p-value of the groups the test
+    judged (:data:`TESTED`; a group whose verdict is withheld, e.g. for unequal KD steps, may have a
+    p-value but is not counted), the verdict counts and the comparison's verdict."""
     groups = e["groups"]
     if not groups:
         return f"{e['label']}: no cells yet"
-    tested = [g["p"] for g in groups if not math.isnan(g["p"])]
+    tested = [g["p"] for g in groups if g["verdict"] in TESTED]
     parts = [f"p ≤ {max(tested):.3g} in {len(tested)} tested group(s)"] if tested else []
     parts += [", ".join(f"{sum(g['verdict'] == v for g in groups)} {v}" for v in VERDICTS
                         if any(g["verdict"] == v for g in groups))]
@@ -315,8 +317,6 @@ def claims_table(rows: list[dict]) -> pd.DataFrame:
         table.append({"claim": r["claim"], "text": r["text"], "verdict": r["verdict"], "evidence": text})
     return pd.DataFrame(table).set_index("claim")
 
-
-TESTED = (HOLDS, FAILS, UNSURE)  # the verdicts a group's data gave; the others withhold one
 
 
 def _seeds(terms: list) -> str:

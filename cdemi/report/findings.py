@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..data.condensed import load_condensed
 from . import condensed
-from .claims import FAILS, HOLDS, UNSURE
+from .claims import TESTED
 from .grid import select
 from .labels import HOST_NAMES, INVERSION_HOSTS, KD_ONLY_HOST, REAL_SUBSETS, SET_NAMES, VARIANT_NAMES
 
@@ -105,7 +105,7 @@ def _tested(group: dict | None) -> str:
     """A comparison group of :mod:`cdemi.report.claims` in words: its p-value and verdict, or why it has none."""
     if group is None:
         return "not compared"
-    if math.isnan(group["p"]) or group["verdict"] not in (HOLDS, FAILS, UNSURE):
+    if math.isnan(group["p"]) or group["verdict"] not in TESTED:
         return group["verdict"]
     return f"p = {group['p']:.3g}, {group['verdict']}"
 
