@@ -318,7 +318,6 @@ def claims_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(table).set_index("claim")
 
 
-
 def _seeds(terms: list) -> str:
     """Seeds per side from a group's Welch ``terms``: ``3 / 2``; a difference of gains ``3, 3 / 3, 2``
     (gain A's better and baseline sides, then gain B's)."""

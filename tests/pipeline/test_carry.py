@@ -20,8 +20,8 @@ import sys
 import pytest
 import yaml
 
-from cdemi.models.checkpoint import save_classifier
 from cdemi import runtime
+from cdemi.models.checkpoint import save_classifier
 from cdemi.params import ParamsError
 from cdemi.report.cross_cpu import machine_kind
 from cdemi.tools import carry

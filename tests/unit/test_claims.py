@@ -93,7 +93,6 @@ def test_unequal_kd_steps_give_no_verdict():
     assert ev.groups[0]["kd_steps_better"] is None and ev.verdict == "unequal KD steps"
 
 
-
 def test_the_evidence_counts_only_the_p_values_of_judged_groups():
     """A group at unequal KD steps has a p-value but no verdict: the words give the largest p of the judged ones."""
     records = pd.DataFrame(_rows("fast", "guided", [80, 81, 82], method="dm", ipc=10, kd_steps=3950)
@@ -107,6 +106,7 @@ def test_the_evidence_counts_only_the_p_values_of_judged_groups():
     text = claims._evidence_text({"label": ev.label, "difference": ev.difference, "verdict": ev.verdict,
                                   "groups": ev.groups})
     assert f"p ≤ {groups['cmi']['p']:.3g} in 1 tested group(s); 1 inconclusive, 1 unequal KD steps" in text
+
 
 def test_a_gain_difference_is_tested_over_its_four_sides():
     rows = _rows("fast", "plain", [50, 51, 52]) + _rows("fast", "guided", [60, 61, 62], method="dm", ipc=10)
