@@ -6,7 +6,6 @@ paragraph; accuracies are in %, differences in points.  Nothing here computes a 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterable
 
@@ -105,7 +104,7 @@ def _tested(group: dict | None) -> str:
     """A comparison group of :mod:`cdemi.report.claims` in words: its p-value and verdict, or why it has none."""
     if group is None:
         return "not compared"
-    if math.isnan(group["p"]) or group["verdict"] not in TESTED:
+    if group["verdict"] not in TESTED:
         return group["verdict"]
     return f"p = {group['p']:.3g}, {group['verdict']}"
 
