@@ -10,15 +10,12 @@ on the final test accuracy over seeds (:data:`RULE` says the same to a reader):
   and ``d < 0``, **inconclusive** otherwise.  ``level`` is the profile's ``claims.level``
   (:class:`cdemi.params.ClaimsParams`), passed to every function here; no other value exists.
 - A side with one seed has no spread, so the group gets no verdict: **too few seeds**.
+- Both sides must have taken the same number of KD steps (a host's warm-up epochs take none);
+  otherwise the group gets no verdict: **unequal KD steps**.
 - Every run on both sides must have converged (the ``converged`` column of
   :func:`cdemi.report.study_budget.mark_converged`, where the records have it); otherwise the group
   gets no verdict: **not converged**.  A difference taken while the students still climb measures
   the budget, not the method.
-- Sides at different numbers of KD steps (a host's warm-up epochs take none; hosts settle at
-  different budgets) are compared only when every run on both has converged: each side then sits at
-  a budget its own host no longer gains from.  Otherwise, and always where the records carry no
-  ``converged`` column, the group gets no verdict: **unequal KD steps** (reported before **not
-  converged** when both apply).
 - A difference of two gains (claims 7 and 8) is tested the same way: its variance is the sum of
   its four sides', its degrees of freedom Welch-Satterthwaite's over the four.
 
@@ -58,10 +55,9 @@ def rule(level: float) -> str:
             f"Welch's t-test (degrees of freedom by Welch–Satterthwaite; a difference of two gains sums the variances "
             f"of its four sides): it **holds** when the two-sided p-value is below {level:g} and the difference is "
             f"positive, **does not hold** when p < {level:g} and it is negative, and is **inconclusive** otherwise. "
-            f"A side with one seed gives no verdict (**too few seeds**), nor does a side with a run that has not "
-            f"converged (**not converged**: fewer KD steps than the convergence study settled for its host settings, "
-            f"or none settled yet), nor do sides that took different numbers of KD steps unless every run on both "
-            f"has converged (**unequal KD steps**). A claim, "
+            f"A side with one seed gives no verdict (**too few seeds**), nor do sides that took different numbers of "
+            f"KD steps (**unequal KD steps**), nor does a side with a run that has not converged (**not converged**: "
+            f"fewer KD steps than the convergence study settled for its host settings, or none settled yet). A claim, "
             f"like a comparison over its groups, holds only if every part holds and does not hold if any part does not.")
 
 
@@ -127,19 +123,11 @@ def _converged(group: pd.DataFrame) -> bool:
     return bool(group["converged"].all()) if "converged" in group else True
 
 
-def _settled(group: pd.DataFrame) -> bool:
-    """Whether the records say that every run of ``group`` has converged (False where they carry no
-    ``converged`` column: nothing then vouches for a budget)."""
-    return "converged" in group and bool(group["converged"].all())
-
-
 def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, match: tuple[str, ...],
             level: float, split: tuple[str, ...] = (), counts: bool = True) -> Evidence:
     """``better`` minus ``baseline`` (column filters) per group of equal ``match`` columns, each
     group judged by :func:`welch` at ``level``; ``split`` columns divide the better side further
-    without constraining the baseline (each host's guided runs against the one KD-only cell).
-    ``kd_steps_better`` / ``kd_steps_baseline`` of a group: the KD steps of its side's runs (None
-    when they differ among themselves)."""
+    without constraining the baseline (each host's guided runs against the one KD-only cell)."""
     ev = Evidence(label, counts=counts)
     b, a = select(records, **better), select(records, **baseline)
     keys = list(match) + list(split)
@@ -156,8 +144,7 @@ def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, mat
         d = b_stats["mean"] - a_stats["mean"]
         steps = (_budget(b_group), _budget(a_group))
         test = welch(d, terms, level)
-        equal = steps[0] is not None and steps[0] == steps[1]
-        if not equal and not (_settled(b_group) and _settled(a_group)):
+        if steps[0] is None or steps[0] != steps[1]:
             test["verdict"] = UNEQUAL
         elif not (_converged(b_group) and _converged(a_group)):
             test["verdict"] = NOT_CONVERGED
@@ -171,7 +158,7 @@ def compare_gains(records: pd.DataFrame, label: str, gain_a: tuple[dict, dict], 
                   match: tuple[str, ...], level: float) -> Evidence:
     """Whether gain A (better minus baseline, filters) exceeds gain B, per ``match`` group:
     ``d = gain_A - gain_B``, tested by :func:`welch` over the four sides.  A gain whose own sides
-    withhold a verdict (unequal KD steps, not converged) leaves its group without one."""
+    took unequal KD steps leaves its group without a verdict."""
     ev = Evidence(label)
     first = compare(records, "A", *gain_a, match=match, level=level)
     second = compare(records, "B", *gain_b, match=match, level=level)
@@ -339,18 +326,11 @@ def _seeds(terms: list) -> str:
     return f"{', '.join(n[:half])} / {', '.join(n[half:])}"
 
 
-def _steps(group: dict) -> str:
-    """A group's KD steps: ``8000`` when both sides took them, else ``16000 / 8000`` (better / baseline;
-    ``mixed`` for a side whose runs differ)."""
-    sides = [str(group[k]) if group[k] is not None else "mixed" for k in ("kd_steps_better", "kd_steps_baseline")]
-    return sides[0] if sides[0] == sides[1] != "mixed" else " / ".join(sides)
-
-
 def tested_table(rows: list[dict]) -> pd.DataFrame:
     """Every group of every comparison that the test judged (verdict holds, does not hold or
     inconclusive), one row each: claim, comparison (``(beside the verdict)`` for one that does not
     count), the group's matched columns (host, teacher → student, ...), seeds on each side (a
-    difference of gains: both sides of each gain, :func:`_seeds`), KD steps (:func:`_steps`), the difference in points
+    difference of gains: both sides of each gain, :func:`_seeds`), KD steps, the difference in points
     with its standard error, Welch's degrees of freedom and p-value, and the verdict.  Empty (with
     those columns) while no group has been judged.
 
@@ -369,7 +349,7 @@ def tested_table(rows: list[dict]) -> pd.DataFrame:
                 table.append({"claim": r["claim"],
                               "comparison": e["label"] + ("" if e.get("counts", True) else " (beside the verdict)"),
                               "group": group, "seeds (better / baseline)": _seeds(g["terms"]),
-                              "KD steps": _steps(g), "difference (points)": round(g["d"], 2),
+                              "KD steps": g["kd_steps_better"], "difference (points)": round(g["d"], 2),
                               "se": round(g["se"], 2), "df": round(g["df"], 1), "p": float(f"{g['p']:.3g}"),
                               "verdict": g["verdict"]})
     return pd.DataFrame(table, columns=["claim", "comparison", "group", "seeds (better / baseline)", "KD steps",
@@ -381,10 +361,9 @@ def tested_markdown(rows: list[dict]) -> str:
     that no group has been judged yet).  :param rows: :func:`evaluate_claims`."""
     table = tested_table(rows)
     if table.empty:
-        return "No group has carried a verdict yet: every one lacks seeds or converged runs."
-    return ("The groups the test judged (two or more seeds a side, every run converged, so the sides may differ in "
-            "KD steps), one row each; the rest withheld a verdict as the evidence column says:\n\n"
-            + table.to_markdown(index=False))
+        return "No group has carried a verdict yet: every one lacks seeds, equal KD steps or converged runs."
+    return ("The groups the test judged (two or more seeds a side, equal KD steps, every run converged), one row "
+            "each; the rest withheld a verdict as the evidence column says:\n\n" + table.to_markdown(index=False))
 
 
 def save_claims(stem: str | Path, rows: list[dict], headline: dict, level: float, runs: int) -> list[Path]:
