@@ -11,7 +11,8 @@ on the final test accuracy over seeds (:data:`RULE` says the same to a reader):
   (:class:`cdemi.params.ClaimsParams`), passed to every function here; no other value exists.
 - A side with one seed has no spread, so the group gets no verdict: **too few seeds**.
 - Both sides must have taken the same number of KD steps (a host's warm-up epochs take none);
-  otherwise the group gets no verdict: **unequal KD steps**.
+  otherwise the group gets no verdict: **unequal KD steps**.  Where the baseline has runs at
+  several budgets (KD alone at 8,000 KD steps and at 16,000), those at the better side's are taken.
 - Every run on both sides must have converged (the ``converged`` column of
   :func:`cdemi.report.study_budget.mark_converged`, where the records have it); otherwise the group
   gets no verdict: **not converged**.  A difference taken while the students still climb measures
@@ -123,11 +124,21 @@ def _converged(group: pd.DataFrame) -> bool:
     return bool(group["converged"].all()) if "converged" in group else True
 
 
+def _at_steps(group: pd.DataFrame, steps: int | None) -> pd.DataFrame:
+    """The runs of ``group`` that took ``steps`` KD steps, where it has any; else all of it (and the
+    comparison reads unequal KD steps)."""
+    if steps is None or "kd_steps" not in group:
+        return group
+    matched = group[group["kd_steps"] == steps]
+    return matched if len(matched) else group
+
+
 def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, match: tuple[str, ...],
             level: float, split: tuple[str, ...] = (), counts: bool = True) -> Evidence:
     """``better`` minus ``baseline`` (column filters) per group of equal ``match`` columns, each
     group judged by :func:`welch` at ``level``; ``split`` columns divide the better side further
-    without constraining the baseline (each host's guided runs against the one KD-only cell)."""
+    without constraining the baseline (each host's guided runs against the one KD-only cell).  A
+    baseline group with runs at the better group's KD steps keeps only those (:func:`_at_steps`)."""
     ev = Evidence(label, counts=counts)
     b, a = select(records, **better), select(records, **baseline)
     keys = list(match) + list(split)
@@ -138,6 +149,7 @@ def compare(records: pd.DataFrame, label: str, better: dict, baseline: dict, mat
             a_group = a_group[a_group[col] == value]
         if a_group.empty:
             continue
+        a_group = _at_steps(a_group, _budget(b_group))
         b_stats, a_stats = stats(b_group["final"]), stats(a_group["final"])
         nb, na = b_stats["n"], a_stats["n"]
         terms = [(b_stats["std"] ** 2 / nb, nb), (a_stats["std"] ** 2 / na, na)]

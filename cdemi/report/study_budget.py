@@ -85,6 +85,41 @@ def mark_converged(records: pd.DataFrame, budget: StudyBudget) -> pd.DataFrame:
     return records.assign(converged=pd.Series(flags, index=records.index, dtype=bool))
 
 
+RUN_FIELDS = ("epochs", "seed", "threads", "curve_test_per_class")  # what the runs of one cell may differ in
+
+
+def _cell_key(config: dict) -> str:
+    """What makes runs one cell: their ``config`` without :data:`RUN_FIELDS`, as canonical JSON."""
+    return json.dumps({k: v for k, v in config.items() if k not in RUN_FIELDS}, sort_keys=True, default=str)
+
+
+def one_budget_per_cell(records: pd.DataFrame) -> pd.DataFrame:
+    """``records`` (:func:`mark_converged`'s) with every cell at one KD-step budget, as the tables,
+    their figures and the summaries read them.
+
+    A cell is the runs whose ``config`` agree but for their length, seed and bookkeeping
+    (:data:`RUN_FIELDS`).  Where a cell's runs took several KD-step counts (KD alone at 8,000 KD steps
+    beside Fast and CMI, and at 16,000 to face DeepInversion in claim 3), only those at the fewest KD
+    steps at which every run converged stay; where no count has every run converged, those at the most.
+    The claims read every budget (:func:`cdemi.report.claims.compare` pairs equal ones).
+
+    :raises ValueError: ``records`` without ``config``, ``kd_steps`` or ``converged`` columns (names the
+        missing ones and :func:`mark_converged`)."""
+    missing = [c for c in ("config", "kd_steps", "converged") if c not in records]
+    if missing:
+        raise ValueError(f"records without {', '.join(missing)}: pass load_records' records through "
+                         f"mark_converged first")
+    keep = pd.Series(True, index=records.index)
+    for _, cell in records.groupby(records["config"].map(_cell_key), sort=False):
+        steps = sorted(set(cell["kd_steps"]))
+        if len(steps) < 2:
+            continue
+        settled = [k for k in steps if cell.loc[cell["kd_steps"] == k, "converged"].all()]
+        chosen = settled[0] if settled else steps[-1]
+        keep[cell.index[cell["kd_steps"] != chosen]] = False
+    return records[keep]
+
+
 def table_note(numbers: pd.DataFrame, budget: StudyBudget) -> str:
     """:meth:`StudyBudget.footnote` when a cell of a table's numeric twin (``converged`` column of
     :func:`cdemi.report.grid.long_cells`) is marked, else empty."""

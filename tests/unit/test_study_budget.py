@@ -181,3 +181,38 @@ def test_not_converged_ranks_between_inconclusive_and_the_other_reasons():
     assert claims.combine(["does not hold", "not converged"]) == "does not hold"
     assert claims.combine(["inconclusive", "not converged"]) == "inconclusive"
     assert claims.combine(["not converged", "too few seeds", "unequal KD steps"]) == "not converged"
+
+
+def test_a_cell_run_at_two_budgets_shows_one_in_the_tables():
+    """KD alone at 8,000 KD steps (beside Fast) and at 16,000 (to face a host settled there): a table
+    reads the fewest KD steps at which every run of the cell converged, else the most."""
+    kd = _runs("none", "kd-only", [74, 75, 76], 8000) + _runs("none", "kd-only", [78, 79, 80], 16000)
+    rows = pd.DataFrame(kd + _runs("fast", "guided", [90, 91, 92], 8000))
+    refs = {"teacher": ("resnet34", 93.9), "scratch": {}, "kd_full": {}}
+    row, col = "KD on DM IPC 10 alone", "ResNet-34 → MobileNetV2"
+    for settled, expected in ((8000, "75.00 ± 1.00 (3)"), (16000, "79.00 ± 1.00 (3)"), (32000, "79.00 ± 1.00 (3) †")):
+        records = study_budget.one_budget_per_cell(study_budget.mark_converged(rows, _settled(settled)))
+        table, _ = grid.main_table(records, refs)
+        assert table.loc[row, col] == expected, settled
+        assert table.loc["Fast + guidance", col].startswith("91.00 ± 1.00 (3)")  # a cell at one budget keeps it
+    kept = study_budget.one_budget_per_cell(study_budget.mark_converged(rows, _settled(8000)))
+    assert sorted(kept["kd_steps"]) == [8000] * 6 and len(kept) == 6
+    with pytest.raises(ValueError, match="converged.*mark_converged"):
+        study_budget.one_budget_per_cell(rows)
+
+
+def test_the_claims_face_each_side_with_the_baseline_at_its_own_kd_steps():
+    """Claim 3 with KD alone at two budgets: Fast at 8,000 KD steps against KD alone at 8,000, a host at
+    16,000 against KD alone at 16,000; a host at a budget KD alone has no runs at reads unequal KD steps."""
+    kd = _runs("none", "kd-only", [74, 75, 76], 8000) + _runs("none", "kd-only", [78, 79, 80], 16000)
+    longer = [{**r, "host": "deepinversion"} for r in _runs("fast", "guided", [95, 96, 97], 16000)]
+    shorter = [{**r, "host": "cmi"} for r in _runs("fast", "guided", [85, 86, 87], 4000)]
+    records = pd.DataFrame(kd + _runs("fast", "guided", [90, 91, 92], 8000) + longer + shorter).assign(converged=True)
+    guided = {"variant": "guided", "transfer_method": "dm", "transfer_ipc": 10}
+    kd_only = {"variant": "kd-only", "transfer_method": "dm", "transfer_ipc": 10}
+    ev = claims.compare(records, "x", guided, kd_only, ("teacher", "student"), LEVEL, split=("host",))
+    groups = {g["match"]["host"]: g for g in ev.groups}
+    assert (groups["fast"]["kd_steps_baseline"], groups["fast"]["d"]) == (8000, pytest.approx(16))
+    assert (groups["deepinversion"]["kd_steps_baseline"], groups["deepinversion"]["d"]) == (16000, pytest.approx(17))
+    assert groups["fast"]["verdict"] == groups["deepinversion"]["verdict"] == "holds"
+    assert groups["cmi"]["kd_steps_baseline"] is None and groups["cmi"]["verdict"] == "unequal KD steps"
