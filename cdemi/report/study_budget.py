@@ -8,7 +8,8 @@ a host that synthesises every n-th epoch, whatever the variant, student or set).
 when the study holds a settled budget for its key and the run took at least that many KD steps. So a host at
 settings the study has not run, or whose cells there have not all settled, is not converged however long it
 ran. The tables mark every other cell with :data:`MARK` and the claims give no verdict on it
-(:data:`cdemi.report.claims.NOT_CONVERGED`).
+(:data:`cdemi.report.claims.NOT_CONVERGED`). A cell run at several budgets (KD alone at 8,000 KD steps and at
+16,000) is shown at one of them (:func:`one_budget_per_cell`).
 """
 from __future__ import annotations
 
