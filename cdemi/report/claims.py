@@ -126,8 +126,9 @@ def _converged(group: pd.DataFrame) -> bool:
 
 def _at_steps(group: pd.DataFrame, steps: int | None) -> pd.DataFrame:
     """The runs of ``group`` that took ``steps`` KD steps, where it has any; else all of it (and the
-    comparison reads unequal KD steps)."""
-    if steps is None or "kd_steps" not in group:
+    comparison reads unequal KD steps).  ``steps`` None (:func:`_budget` of a side whose runs differ, or
+    of records without ``kd_steps``): all of it."""
+    if steps is None:
         return group
     matched = group[group["kd_steps"] == steps]
     return matched if len(matched) else group
