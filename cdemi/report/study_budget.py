@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runs import budget_key, encode_budget_key
+from .runs import budget_key, encode_budget_key, load_records
 
 MARK = "†"
 
@@ -119,6 +119,16 @@ def one_budget_per_cell(records: pd.DataFrame) -> pd.DataFrame:
         chosen = settled[0] if settled else steps[-1]
         keep[cell.index[cell["kd_steps"] != chosen]] = False
     return records[keep]
+
+
+def table_records(records_dir: str | Path, budget: StudyBudget, dataset: str | None = None,
+                  lock: str | Path | None = None) -> pd.DataFrame:
+    """The run records as the tables, their figures and the summaries read them:
+    :func:`cdemi.report.runs.load_records` (``dataset`` and ``lock`` as there), marked by
+    :func:`mark_converged` against ``budget``, with :func:`one_budget_per_cell` applied.
+
+    :raises FileNotFoundError, ValueError: as :func:`cdemi.report.runs.load_records`."""
+    return one_budget_per_cell(mark_converged(load_records(records_dir, dataset, lock), budget))
 
 
 def table_note(numbers: pd.DataFrame, budget: StudyBudget) -> str:
