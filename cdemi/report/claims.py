@@ -304,19 +304,24 @@ def evaluate_claims(records: pd.DataFrame, headline: dict, level: float) -> list
 
 
 def _evidence_text(e: dict) -> str:
-    """One comparison in words: mean difference, groups, the largest p-value of the groups the test
-    judged (:data:`TESTED`; a group whose verdict is withheld, e.g. for unequal KD steps, may have a
-    p-value but is not counted), the verdict counts and the comparison's verdict."""
+    """One comparison in words: the mean difference and largest p-value over the groups the test
+    judged (:data:`TESTED`; a group whose verdict is withheld, e.g. for unequal KD steps or a side not
+    converged, may have a difference and a p-value but enters neither), the verdict counts over all
+    groups and the comparison's verdict."""
     groups = e["groups"]
     if not groups:
         return f"{e['label']}: no cells yet"
-    tested = [g["p"] for g in groups if g["verdict"] in TESTED]
-    parts = [f"p ≤ {max(tested):.3g} in {len(tested)} tested group(s)"] if tested else []
-    parts += [", ".join(f"{sum(g['verdict'] == v for g in groups)} {v}" for v in VERDICTS
-                        if any(g["verdict"] == v for g in groups))]
+    tested = [g for g in groups if g["verdict"] in TESTED]
+    counts = ", ".join(f"{sum(g['verdict'] == v for g in groups)} {v}" for v in VERDICTS
+                       if any(g["verdict"] == v for g in groups))
+    if tested:
+        mean = sum(g["d"] for g in tested) / len(tested)
+        head = (f"mean {mean:+.2f} over {len(tested)} tested group(s) of {len(groups)} "
+                f"(p ≤ {max(g['p'] for g in tested):.3g}; {counts})")
+    else:
+        head = f"none of {len(groups)} group(s) tested ({counts})"
     aside = "" if e.get("counts", True) else " (beside the verdict)"
-    return (f"{e['label']}: mean {e['difference']:+.2f} over {len(groups)} group(s) ({'; '.join(parts)}) "
-            f"→ {e['verdict']}{aside}")
+    return f"{e['label']}: {head} → {e['verdict']}{aside}"
 
 
 def claims_table(rows: list[dict]) -> pd.DataFrame:

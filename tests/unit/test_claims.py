@@ -94,7 +94,8 @@ def test_unequal_kd_steps_give_no_verdict():
 
 
 def test_the_evidence_counts_only_the_p_values_of_judged_groups():
-    """A group at unequal KD steps has a p-value but no verdict: the words give the largest p of the judged ones."""
+    """A group at unequal KD steps has a difference and a p-value but no verdict: the words give the mean
+    difference and the largest p of the judged groups only."""
     records = pd.DataFrame(_rows("fast", "guided", [80, 81, 82], method="dm", ipc=10, kd_steps=3950)
                            + _rows("cmi", "guided", [70, 73, 71], method="dm", ipc=10)
                            + _rows("none", "kd-only", [70, 71, 72], method="dm", ipc=10))
@@ -105,7 +106,11 @@ def test_the_evidence_counts_only_the_p_values_of_judged_groups():
     assert groups["cmi"]["verdict"] == "inconclusive" and groups["cmi"]["p"] > LEVEL
     text = claims._evidence_text({"label": ev.label, "difference": ev.difference, "verdict": ev.verdict,
                                   "groups": ev.groups})
-    assert f"p ≤ {groups['cmi']['p']:.3g} in 1 tested group(s); 1 inconclusive, 1 unequal KD steps" in text
+    assert (f"x: mean {groups['cmi']['d']:+.2f} over 1 tested group(s) of 2 (p ≤ {groups['cmi']['p']:.3g}; "
+            f"1 inconclusive, 1 unequal KD steps) → inconclusive") == text
+    withheld = [g for g in ev.groups if g["verdict"] != "inconclusive"]
+    assert claims._evidence_text({"label": "x", "verdict": "unequal KD steps", "groups": withheld}) == \
+        "x: none of 1 group(s) tested (1 unequal KD steps) → unequal KD steps"
 
 
 def test_a_gain_difference_is_tested_over_its_four_sides():
