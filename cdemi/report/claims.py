@@ -109,7 +109,9 @@ class Evidence:
 
     @property
     def difference(self) -> float:
-        ds = [g["d"] for g in self.groups]
+        """The mean difference (points) over the groups the test judged (:data:`TESTED`); NaN when
+        none was.  A group whose verdict is withheld keeps its own ``d`` in :attr:`groups`."""
+        ds = [g["d"] for g in self.groups if g["verdict"] in TESTED]
         return sum(ds) / len(ds) if ds else float("nan")
 
 
@@ -287,8 +289,8 @@ CLAIMS = [
 
 def evaluate_claims(records: pd.DataFrame, headline: dict, level: float) -> list[dict]:
     """One row per claim: number, text, note, verdict (:func:`combine` over the comparisons that
-    count), and its comparisons (label, mean difference, verdict, ``counts``, groups: each its
-    matched columns under ``match`` and its numbers).
+    count), and its comparisons (label, mean difference over the judged groups, verdict, ``counts``,
+    groups: each its matched columns under ``match`` and its numbers).
 
     :param headline: the headline condensed set as column filters, e.g.
         ``{"transfer_method": "dm", "transfer_ipc": 10}``;
@@ -304,8 +306,8 @@ def evaluate_claims(records: pd.DataFrame, headline: dict, level: float) -> list
 
 
 def _evidence_text(e: dict) -> str:
-    """One comparison in words: the mean difference and largest p-value over the groups the test
-    judged (:data:`TESTED`; a group whose verdict is withheld, e.g. for unequal KD steps or a side not
+    """One comparison in words: the mean difference (:attr:`Evidence.difference`) and largest p-value
+    over the groups the test judged (:data:`TESTED`; a group whose verdict is withheld, e.g. for unequal KD steps or a side not
     converged, may have a difference and a p-value but enters neither), the verdict counts over all
     groups and the comparison's verdict."""
     groups = e["groups"]
@@ -315,8 +317,7 @@ def _evidence_text(e: dict) -> str:
     counts = ", ".join(f"{sum(g['verdict'] == v for g in groups)} {v}" for v in VERDICTS
                        if any(g["verdict"] == v for g in groups))
     if tested:
-        mean = sum(g["d"] for g in tested) / len(tested)
-        head = (f"mean {mean:+.2f} over {len(tested)} tested group(s) of {len(groups)} "
+        head = (f"mean {e['difference']:+.2f} over {len(tested)} tested group(s) of {len(groups)} "
                 f"(p ≤ {max(g['p'] for g in tested):.3g}; {counts})")
     else:
         head = f"none of {len(groups)} group(s) tested ({counts})"
