@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import pandas as pd
 
@@ -44,11 +45,7 @@ def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list
         config = configs[rec.name]
         warmup, per_epoch = warmup_epochs(config), config["kd_steps"]
         at_grid = grid is None or at_grid_settings(rec.host, config, grid)
-        public = at_public_settings(rec.host, config)
-        cell = cell_name(rec.host, rec.variant) + (PUBLIC_SUFFIX if public else "" if at_grid else OTHER_SUFFIX)
-        batches = synthesised_batches(config)
-        if batches is not None:
-            cell += f", {batches:,} batches"
+        cell = cell_label(rec.host, rec.variant, config, grid)
         for r in rec.curve:
             rows.append({"name": rec.name, "cell": cell, "seed": rec.seed,
                          "epoch": r["epoch"], "kd_steps": max(0, r["epoch"] - warmup) * per_epoch,
@@ -66,6 +63,69 @@ def curves(records: pd.DataFrame, configs: dict[str, dict], grid: dict[str, list
 
 PUBLIC_SUFFIX = ", public settings"
 OTHER_SUFFIX = ", other settings"  # neither the published host settings nor the grid's
+
+
+def cell_label(host: str, variant: str, config: dict, grid: dict[str, list[dict]] | None = None) -> str:
+    """The study cell a run belongs to, its budget aside: :func:`cell_name`, then :data:`PUBLIC_SUFFIX` at
+    its host's published settings or :data:`OTHER_SUFFIX` at neither those nor the grid's (``grid``:
+    :func:`grid_host_settings`; None: every run is at the grid's), then ``, <n> batches`` for a run that
+    synthesises every n-th epoch (:func:`cdemi.report.runs.synthesised_batches`).
+
+    :param config: the run record's ``config``."""
+    at_grid = grid is None or at_grid_settings(host, config, grid)
+    cell = cell_name(host, variant) + (PUBLIC_SUFFIX if at_public_settings(host, config) else "" if at_grid
+                                       else OTHER_SUFFIX)
+    batches = synthesised_batches(config)
+    return cell if batches is None else cell + f", {batches:,} batches"
+
+
+def seed_budgets(records: dict[str, dict], grid: dict[str, list[dict]] | None = None) -> pd.DataFrame:
+    """One configuration run to several budgets, seed by seed: the final validation accuracy (%) of every
+    run whose configuration differs from another's only in its number of epochs, study and grid runs alike.
+
+    Runs of one seed at different budgets share every setting but the length of their learning-rate
+    schedule, so how far they land apart shows what a longer budget still gains against what a run's own
+    scatter is (a cell whose runs climb steadily with the budget is still gaining; one whose runs go up and
+    down is not).  One row per configuration and seed (index ``cell``: :func:`cell_label` with the student's
+    architecture and the condensed set's file stem in brackets, and ``seed``), one column per total of KD
+    steps (``4,000``...; warm-up epochs excluded), each entry the run's final validation accuracy with two
+    decimals, several records of one budget joined by `` / `` (a grid entry that repeats a study run: run
+    again, on another machine or from part of its saved state, or finished from its final state), empty where the
+    seed was not run to that budget; then ``range (points)``: the highest entry of the row less the lowest
+    (empty for a seed run to one budget only).
+    Runs without a validation split and configurations run to one budget only are left out.
+
+    :param records: run records by key (:func:`cdemi.report.cross_cpu.load_run_records`, e.g. of
+        ``results/study`` and ``results/distill``), keys in a fixed order;
+    :param grid: :func:`grid_host_settings` of the profile (None: every run at the grid's settings).
+    """
+    groups: dict[str, dict] = {}
+    for record in records.values():
+        if record.get("validation_accuracy") is None:
+            continue
+        config = record["config"]
+        rest = {k: v for k, v in config.items() if k not in ("epochs", "seed")}
+        group = groups.setdefault(json.dumps(rest, sort_keys=True, default=str), {"runs": []})
+        if "cell" not in group:
+            where = [str(config["student"]["arch"])] + ([Path(config["transfer"]).stem] if config.get("transfer") else [])
+            group["cell"] = f"{cell_label(record['host'], record['variant'], config, grid)} ({', '.join(where)})"
+        steps = (int(config["epochs"]) - warmup_epochs(config)) * int(config["kd_steps"])
+        group["runs"].append((int(config["seed"]), steps, float(record["validation_accuracy"])))
+    shown = [g for g in groups.values() if len({steps for _, steps, _ in g["runs"]}) > 1]
+    budgets = sorted({steps for g in shown for _, steps, _ in g["runs"]})
+    rows, index = [], []
+    for group in sorted(shown, key=lambda g: g["cell"]):
+        for seed in sorted({seed for seed, _, _ in group["runs"]}):
+            mine = [(steps, acc) for s, steps, acc in group["runs"] if s == seed]
+            row = {f"{b:,}": " / ".join(f"{acc:.2f}" for steps, acc in mine if steps == b) for b in budgets}
+            accs = [acc for _, acc in mine]
+            row["range (points)"] = f"{max(accs) - min(accs):.2f}" if len({steps for steps, _ in mine}) > 1 else ""
+            rows.append(row)
+            index.append((group["cell"], seed))
+    columns = [f"{b:,}" for b in budgets] + ["range (points)"]
+    if not rows:
+        return pd.DataFrame(columns=columns, index=pd.MultiIndex.from_tuples([], names=["cell", "seed"]))
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["cell", "seed"]), columns=columns)
 
 
 def at_public_settings(host: str, config: dict) -> bool:

@@ -29,6 +29,7 @@ from ..artifacts import atomic_write_bytes
 # block -> file, relative to the README
 BLOCKS = {"t1": "results/tables/t1_main.md", "claims": "results/claims.md", "convergence": "results/tables/convergence.md",
           "convergence_budgets": "results/tables/convergence_budgets.md",
+          "convergence_seed_budgets": "results/tables/convergence_seed_budgets.md",
           "convergence_costs": "results/tables/convergence_costs.md", "cross_cpu": "results/tables/cross_cpu.md"}
 RELIABILITY = "reliability"
 # block -> figures of `make bench`, relative to the README

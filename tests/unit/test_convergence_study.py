@@ -465,3 +465,35 @@ def test_a_grid_entry_with_a_validation_split_is_the_study_run_and_resumes_from_
     long = variants.curves(load_records(out))
     assert long["accuracy"].tolist() == [r["validation_accuracy"] for r in study["curve"]]
     assert epoch_accuracy({"test_accuracy": 50.0}) == 50.0
+
+
+def test_one_configuration_at_several_budgets_is_tabulated_seed_by_seed():
+    from cdemi.report import convergence
+
+    def record(host, variant, epochs, seed, validation, **config):
+        base = {"teacher": "t.pt", "student": {"arch": "resnet18"}, "transfer": "data/condensed/dm_ipc10.pt",
+                "epochs": epochs, "kd_steps": 50, "seed": seed}
+        if host != "none":
+            base["host"] = host
+        return {"host": host, "variant": variant, "validation_accuracy": validation, "config": {**base, **config}}
+
+    fast = {"host_params": {"warmup": 2}}
+    records = {
+        "study/kd_s0_short": record("none", "kd-only", 40, 0, 75.5),
+        "study/kd_s0": record("none", "kd-only", 80, 0, 78.7),
+        "grid/kd_s0_long": record("none", "kd-only", 160, 0, 76.72),
+        "study/kd_s1": record("none", "kd-only", 80, 1, 76.0),
+        "grid/kd_s0_earlier": record("none", "kd-only", 5, 0, None),  # no validation split: left out
+        "study/kd_lr": record("none", "kd-only", 80, 0, 70.0, lr=0.05),  # one budget only: left out
+        "study/fast_s0": record("fast", "plain", 42, 0, 85.0, **fast),  # 40 KD epochs after 2 of warm-up
+        "grid/fast_s0": record("fast", "plain", 82, 0, 88.0, **fast),
+        "rerun/fast_s0": record("fast", "plain", 82, 0, 87.5, **fast),  # the same run on another machine
+    }
+    table = convergence.seed_budgets(records)
+    assert list(table.columns) == ["2,000", "4,000", "8,000", "range (points)"]
+    assert list(table.index) == [("Fast (resnet18, dm_ipc10)", 0), ("KD alone (resnet18, dm_ipc10)", 0),
+                                 ("KD alone (resnet18, dm_ipc10)", 1)]
+    assert table.loc[("KD alone (resnet18, dm_ipc10)", 0)].tolist() == ["75.50", "78.70", "76.72", "3.20"]
+    assert table.loc[("KD alone (resnet18, dm_ipc10)", 1)].tolist() == ["", "76.00", "", ""]
+    assert table.loc[("Fast (resnet18, dm_ipc10)", 0)].tolist() == ["85.00", "88.00 / 87.50", "", "3.00"]
+    assert convergence.seed_budgets({"study/kd_s0": records["study/kd_s0"]}).empty
