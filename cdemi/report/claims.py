@@ -307,9 +307,9 @@ def evaluate_claims(records: pd.DataFrame, headline: dict, level: float) -> list
 
 def _evidence_text(e: dict) -> str:
     """One comparison in words: the mean difference (:attr:`Evidence.difference`) and largest p-value
-    over the groups the test judged (:data:`TESTED`; a group whose verdict is withheld, e.g. for unequal KD steps or a side not
-    converged, may have a difference and a p-value but enters neither), the verdict counts over all
-    groups and the comparison's verdict."""
+    over the groups the test judged (:data:`TESTED`; a group whose verdict is withheld, e.g. for unequal
+    KD steps or a side not converged, may have a difference and a p-value but enters neither), the
+    verdict counts over all groups and the comparison's verdict."""
     groups = e["groups"]
     if not groups:
         return f"{e['label']}: no cells yet"

@@ -90,10 +90,10 @@ def seed_budgets(records: dict[str, dict], grid: dict[str, list[dict]] | None = 
     architecture and the condensed set's file stem in brackets, and ``seed``), one column per total of KD
     steps (``4,000``...; warm-up epochs excluded), each entry the run's final validation accuracy with two
     decimals, several records of one budget joined by `` / `` (a grid entry that repeats a study run: run
-    again, on another machine or from part of its saved state, or finished from its final state), empty where the
-    seed was not run to that budget; then ``range (points)``: the highest entry of the row less the lowest
-    (empty for a seed run to one budget only).
-    Runs without a validation split and configurations run to one budget only are left out.
+    again, on another machine or from part of its saved state, or finished from its final state), empty
+    where the seed was not run to that budget; then ``range (points)``: the highest entry of the row less
+    the lowest (empty for a seed run to one budget only).  Runs without a validation split and
+    configurations run to one budget only are left out.
 
     :param records: run records by key (:func:`cdemi.report.cross_cpu.load_run_records`, e.g. of
         ``results/study`` and ``results/distill``), keys in a fixed order;
@@ -107,7 +107,9 @@ def seed_budgets(records: dict[str, dict], grid: dict[str, list[dict]] | None = 
         rest = {k: v for k, v in config.items() if k not in ("epochs", "seed")}
         group = groups.setdefault(json.dumps(rest, sort_keys=True, default=str), {"runs": []})
         if "cell" not in group:
-            where = [str(config["student"]["arch"])] + ([Path(config["transfer"]).stem] if config.get("transfer") else [])
+            where = [str(config["student"]["arch"])]
+            if config.get("transfer"):
+                where.append(Path(config["transfer"]).stem)
             group["cell"] = f"{cell_label(record['host'], record['variant'], config, grid)} ({', '.join(where)})"
         steps = (int(config["epochs"]) - warmup_epochs(config)) * int(config["kd_steps"])
         group["runs"].append((int(config["seed"]), steps, float(record["validation_accuracy"])))
