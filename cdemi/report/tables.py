@@ -20,7 +20,7 @@ def save_table(table: pd.DataFrame, stem: str | Path, caption: str = "", note: s
     caption = " ".join(c for c in (caption, note) if c)
     texts = {
         "csv": table.to_csv(),
-        "md": table.reset_index().to_markdown(index=False) + "\n" + (f"\n{note}\n" if note else ""),
+        "md": markdown(table) + "\n" + (f"\n{note}\n" if note else ""),
         "tex": table.to_latex(caption=caption or None, escape=True),
     }
     paths = []
@@ -29,6 +29,45 @@ def save_table(table: pd.DataFrame, stem: str | Path, caption: str = "", note: s
         atomic_write_bytes(path, text.encode())
         paths.append(path)
     return paths
+
+
+def _decimals(value: float, most: int = 6) -> int:
+    """How many decimals (at most ``most``) ``value`` needs to be written without loss."""
+    text = f"{value:.{most}f}".rstrip("0")
+    return len(text) - text.index(".") - 1
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """``table`` (index written as its first column(s)) as a Markdown table whose cells read as they are.
+
+    A float column is written at one precision, the fewest decimals (at most 6) that write each of its
+    values without loss, so ``75.50`` keeps its zero beside ``76.12``; a missing value is an empty cell;
+    text is written verbatim (``"87.40"`` stays ``87.40``, never reparsed as a number).  Numeric columns,
+    and text columns whose non-empty cells all read as numbers, are right-aligned.
+    """
+    shown = table.reset_index()
+    columns, align = {}, []
+    for name, column in shown.items():
+        if pd.api.types.is_float_dtype(column):
+            values = column.dropna()
+            places = max((_decimals(v) for v in values), default=0)
+            columns[name] = [("" if pd.isna(v) else f"{v:.{places}f}") for v in column]
+            align.append("right")
+        else:
+            cells = ["" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v) for v in column]
+            columns[name] = cells
+            numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+            filled = [c for c in cells if c]
+            align.append("right" if numeric or (filled and all(_is_number(c) for c in filled)) else "left")
+    return pd.DataFrame(columns).to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def save_table_with_numbers(table: pd.DataFrame, numbers: pd.DataFrame, stem: str | Path,

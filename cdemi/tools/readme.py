@@ -30,7 +30,8 @@ from ..artifacts import atomic_write_bytes
 BLOCKS = {"t1": "results/tables/t1_main.md", "claims": "results/claims.md", "convergence": "results/tables/convergence.md",
           "convergence_budgets": "results/tables/convergence_budgets.md",
           "convergence_seed_budgets": "results/tables/convergence_seed_budgets.md",
-          "convergence_costs": "results/tables/convergence_costs.md", "cross_cpu": "results/tables/cross_cpu.md"}
+          "convergence_costs": "results/tables/convergence_costs.md", "cross_cpu": "results/tables/cross_cpu.md",
+          "regeneration": "results/tables/regeneration.md"}
 RELIABILITY = "reliability"
 # block -> figures of `make bench`, relative to the README
 BENCHMARKS = {"kd_paths": "results/benchmarks/kd_paths.json", "hosts": "results/benchmarks/hosts.json",

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cdemi.report import condensed, runs, variants
-from cdemi.report.tables import save_table, save_table_with_numbers
+from cdemi.report.tables import markdown, save_table, save_table_with_numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,11 +74,20 @@ def test_save_table_writes_csv_markdown_and_latex(tmp_path):
     assert [p.name for p in paths] == ["t.csv", "t.md", "t.tex"]
     assert pd.read_csv(paths[0], index_col=0).equals(table)
     md = paths[1].read_text().splitlines()
-    assert md[0].split("|")[1].strip() == "set" and "| dsa_10  |          81.5  |" in md[2]
+    assert md[0].split("|")[1].strip() == "set" and "| dsa_10  |          81.50 |" in md[2]
     two_levels = save_table(table.set_index(pd.Index([1, 10], name="IPC"), append=True), tmp_path / "u")
     assert two_levels[1].read_text().splitlines()[0].replace(" ", "") == "|set|IPC|accuracy(%)|"
     tex = paths[2].read_text()
     assert "\\caption{A caption}" in tex and "dsa\\_10" in tex and "81.5" in tex
+
+
+def test_markdown_keeps_each_cell_as_written():
+    table = pd.DataFrame({"val": [75.5, 76.12, float("nan")], "text": ["87.40", "", "75.18"],
+                          "label": ["a", "b", None], "n": [3, 1, 2]}, index=pd.Index([0, 1, 2], name="seed"))
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in markdown(table).splitlines()]
+    assert rows[0] == ["seed", "val", "text", "label", "n"]
+    assert ["right" if c.endswith(":") else "left" for c in rows[1]] == ["right", "right", "right", "left", "right"]
+    assert rows[2:] == [["0", "75.50", "87.40", "a", "3"], ["1", "76.12", "", "b", "1"], ["2", "", "75.18", "", "2"]]
 
 
 def test_a_grid_table_is_saved_with_its_numbers(tmp_path):
