@@ -2,6 +2,7 @@
 grid table's numeric twin beside it."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +33,9 @@ def save_table(table: pd.DataFrame, stem: str | Path, caption: str = "", note: s
 
 
 def _decimals(value: float, most: int = 6) -> int:
-    """How many decimals (at most ``most``) ``value`` needs to be written without loss."""
+    """How many decimals (at most ``most``) ``value`` needs to be written without loss (0 for an infinite one)."""
+    if not math.isfinite(value):
+        return 0
     text = f"{value:.{most}f}".rstrip("0")
     return len(text) - text.index(".") - 1
 
@@ -48,8 +51,8 @@ def _is_number(text: str) -> bool:
 def markdown(table: pd.DataFrame) -> str:
     """``table`` (index written as its first column(s)) as a Markdown table whose cells read as they are.
 
-    A float column is written at one precision, the fewest decimals (at most 6) that write each of its
-    values without loss, so ``75.50`` keeps its zero beside ``76.12``; a missing value is an empty cell;
+    A float column is written at one precision, the fewest decimals (at most 6, so a magnitude below 5e-7
+    reads 0) that write each of its values without loss, so ``75.50`` keeps its zero beside ``76.12``; a missing value is an empty cell;
     text is written verbatim (``"87.40"`` stays ``87.40``, never reparsed as a number).  Numeric columns,
     and text columns whose non-empty cells all read as numbers, are right-aligned.
     """

@@ -88,6 +88,8 @@ def test_markdown_keeps_each_cell_as_written():
     assert rows[0] == ["seed", "val", "text", "label", "n"]
     assert ["right" if c.endswith(":") else "left" for c in rows[1]] == ["right", "right", "right", "left", "right"]
     assert rows[2:] == [["0", "75.50", "87.40", "a", "3"], ["1", "76.12", "", "b", "1"], ["2", "", "75.18", "", "2"]]
+    infinite = markdown(pd.DataFrame({"x": [float("inf"), 0.25]})).splitlines()
+    assert [line.split("|")[2].strip() for line in infinite[2:]] == ["inf", "0.25"]
 
 
 def test_a_grid_table_is_saved_with_its_numbers(tmp_path):
