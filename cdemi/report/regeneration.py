@@ -1,25 +1,32 @@
-"""What regenerating every distillation run of a profile costs (``make regenerate``), from its run records.
+"""What rerunning every distillation entry of a profile as its converged runs were run costs, from the run records.
 
-Each entry of the profile's ``distill`` section is costed in CPU minutes of one thread, its record's
+The grid reruns its cells one by one, moving each entry to the settings and KD steps that T1's converged runs
+of its host took (Fast at its published settings, KD alone at 8,000 KD steps beside the hosts...).  So each
+entry of the profile's ``distill`` section is costed in CPU minutes of one thread, its record's
 ``synthesis_seconds`` + ``kd_seconds``:
 
-- **measured** where its record has converged (it took the study's settled budget,
-  :func:`cdemi.report.study_budget.mark_converged`);
-- **estimated** where its record predates its budget: the mean minutes of the converged records of the
-  same host, variant and student at their fewest KD steps, else of the same host and variant on any student
-  (a guidance ablation, ``guided[weight=2.0]`` or ``guided-uncond``, costs as ``guided``);
+- **measured** where its record has converged (it took the study's settled budget for its settings,
+  :func:`cdemi.report.study_budget.mark_converged`), at the KD steps it took;
+- **estimated** where its record predates that: as its host and variant's converged runs were run, the mean
+  minutes of the converged records of the same host, variant and student at their fewest KD steps, else of
+  the same host and variant on any student (a guidance ablation, ``guided[weight=2.0]`` or
+  ``guided-uncond``, costs as ``guided``).  Their settings, not the entry's as ``params.yaml`` holds them
+  now, set that cost: the rerun takes their settings;
 - **unknown** where no converged record of its host and variant exists (a host whose budget the study has
   not settled), or the entry has no record.
 
-The wall time is the queue's: the entries in the profile's order, each started on the first of ``workers``
-one-thread workers to come free (list scheduling, as ``dvc queue start -j N`` takes experiments in the order
-they were queued), over the measured and estimated minutes; while an entry is unknown it is a lower bound.
-Each epoch's validation pass, the saving of its resume state and each run's start come on top (the records
-do not time them).
+This is not what ``make regenerate`` costs today, which reruns ``params.yaml`` as it stands (entries not
+yet rerun at their earlier budgets); it is what it costs once every entry has been rerun.  The wall time
+is the queue's: the entries in the profile's order, each started on the first of ``workers`` one-thread
+workers to come free (list scheduling, as ``dvc queue start -j N`` takes experiments in the order they were
+queued), over the measured and estimated minutes; while an entry is unknown it is a lower bound.  Each
+epoch's validation pass, the saving of its resume state and each run's start come on top (the records do
+not time them).
 """
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Sequence
 
 import pandas as pd
@@ -32,8 +39,12 @@ MEASURED, ESTIMATED, UNKNOWN = "measured", "estimated", "unknown"
 def queue_wall_time(minutes: Sequence[float], workers: int) -> float:
     """Minutes until the last of ``minutes`` (jobs in queue order) ends when each starts on the first of
     ``workers`` workers to come free.  :raises ValueError: ``workers`` < 1."""
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
+    bad = [m for m in minutes if not math.isfinite(m) or m < 0]
+    if bad:
+        raise ValueError(f"every job takes a finite, non-negative number of minutes; got {bad[:3]}: leave unknown "
+                         f"entries out")
     free = [0.0] * workers
     end = 0.0
     for m in minutes:
@@ -68,6 +79,13 @@ def entry_minutes(records: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
         record), ``kd_steps`` of its record, ``minutes`` (CPU minutes of one thread; NaN when unknown) and
         ``basis`` (:data:`MEASURED`, :data:`ESTIMATED` or :data:`UNKNOWN`).
     """
+    missing = [c for c in ("name", "host", "variant", "student", "kd_steps", "synthesis_min", "kd_min", "converged")
+               if c not in records]
+    if missing:
+        raise ValueError(f"records without {', '.join(missing)}: pass load_records' records through "
+                         f"study_budget.mark_converged first")
+    if records["name"].duplicated().any():
+        raise ValueError(f"records with the same name: {sorted(set(records['name'][records['name'].duplicated()]))}")
     records = records.assign(variant=records["variant"].map(cost_variant))
     by_name = records.set_index("name")
     converged = records[records["converged"]].assign(minutes=_minutes(records[records["converged"]]))
@@ -92,7 +110,20 @@ def entry_minutes(records: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
             minutes, basis = float("nan"), UNKNOWN
         rows.append({"name": name, "host": rec["host"], "variant": rec["variant"], "student": rec["student"],
                      "kd_steps": rec["kd_steps"], "minutes": minutes, "basis": basis})
-    return pd.DataFrame(rows).set_index("name")
+    return pd.DataFrame(rows, columns=["name", "host", "variant", "student", "kd_steps", "minutes",
+                                       "basis"]).set_index("name")
+
+
+def _host_rank(host: str) -> int:
+    return (HOST_ORDER + (host,)).index(host)
+
+
+def _host_name(host: str) -> str:
+    return HOST_NAMES.get(host, host or "no record")
+
+
+def _entries(n: int) -> str:
+    return f"{n} {'entry' if n == 1 else 'entries'}"
 
 
 def by_host(entries: pd.DataFrame) -> pd.DataFrame:
@@ -106,27 +137,27 @@ def by_host(entries: pd.DataFrame) -> pd.DataFrame:
         table[f"{basis} entries"] = counts.get(basis, pd.Series(0, index=counts.index)).astype(int)
     for basis in (MEASURED, ESTIMATED):
         table[f"{basis} CPU hours"] = hours.get(basis, pd.Series(0.0, index=counts.index))
-    table = table.loc[sorted(table.index, key=lambda h: (HOST_ORDER + (h,)).index(h))]
-    table.index = [HOST_NAMES.get(h, h or "no record") for h in table.index]
+    table = table.loc[sorted(table.index, key=_host_rank)]
+    table.index = [_host_name(h) for h in table.index]
     table.loc["total"] = table.sum()
     table.index.name = "host"
     return table.astype({c: int for c in table.columns if c.endswith("entries")}).round(1)
 
 
 def findings(entries: pd.DataFrame, workers: int) -> str:
-    """Two sentences: the profile's CPU hours by basis and the queue's wall time on ``workers`` workers
+    """One sentence: the profile's CPU hours by basis and the queue's wall time on ``workers`` workers
     (:func:`queue_wall_time` over the entries that are not unknown)."""
     known = entries[entries["basis"] != UNKNOWN]
     wall = queue_wall_time(known["minutes"].tolist(), workers) / 60
     basis = entries["basis"].value_counts()
     hours = known.groupby("basis")["minutes"].sum() / 60
     unknown = entries[entries["basis"] == UNKNOWN]
-    hosts = ", ".join(sorted(HOST_NAMES.get(h, h or "no record") for h in set(unknown["host"])))
-    text = (f"Regenerating the profile's {len(entries)} distillation entries at the settled budgets takes "
-            f"{hours.get(MEASURED, 0.0):.1f} CPU hours measured ({basis.get(MEASURED, 0)} entries) and "
-            f"{hours.get(ESTIMATED, 0.0):.1f} estimated ({basis.get(ESTIMATED, 0)} entries), one thread each; "
+    hosts = ", ".join(_host_name(h) for h in sorted(set(unknown["host"]), key=_host_rank))
+    text = (f"Rerunning the profile's {_entries(len(entries))} as their hosts' converged runs were run takes "
+            f"{hours.get(MEASURED, 0.0):.1f} CPU hours measured ({_entries(basis.get(MEASURED, 0))}) and "
+            f"{hours.get(ESTIMATED, 0.0):.1f} estimated ({_entries(basis.get(ESTIMATED, 0))}), one thread each; "
             f"on {workers} one-thread workers in queue order that is {wall:.1f} hours of synthesis and KD")
     if len(unknown):
-        return (text + f", a lower bound: {len(unknown)} entries ({hosts}) have no converged record of their host "
-                f"and variant to estimate them from.")
+        return (text + f", a lower bound: {_entries(len(unknown))} ({hosts}) have no converged record of their "
+                f"host and variant to estimate them from.")
     return text + "."

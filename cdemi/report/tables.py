@@ -48,6 +48,11 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _missing(value) -> bool:
+    """Whether a single cell holds no value (None, NaN, ``pd.NA``, ``NaT``)."""
+    return pd.api.types.is_scalar(value) and bool(pd.isna(value))
+
+
 def markdown(table: pd.DataFrame) -> str:
     """``table`` (index written as its first column(s)) as a Markdown table whose cells read as they are.
 
@@ -57,6 +62,9 @@ def markdown(table: pd.DataFrame) -> str:
     and text columns whose non-empty cells all read as numbers, are right-aligned.
     """
     shown = table.reset_index()
+    if shown.columns.duplicated().any():
+        raise ValueError(f"a Markdown table needs distinct column names; repeated: "
+                         f"{sorted(set(shown.columns[shown.columns.duplicated()]))}")
     columns, align = {}, []
     for name, column in shown.items():
         if pd.api.types.is_float_dtype(column):
@@ -65,7 +73,7 @@ def markdown(table: pd.DataFrame) -> str:
             columns[name] = [("" if pd.isna(v) else f"{v:.{places}f}") for v in column]
             align.append("right")
         else:
-            cells = ["" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v) for v in column]
+            cells = ["" if _missing(v) else str(v) for v in column]
             columns[name] = cells
             numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
             filled = [c for c in cells if c]

@@ -29,8 +29,17 @@ def test_the_queue_starts_each_job_on_the_first_worker_to_come_free():
     assert regeneration.queue_wall_time([1, 1, 3], 2) == 4  # queue order, not longest first
     assert regeneration.queue_wall_time([1, 1, 3], 1) == 5
     assert regeneration.queue_wall_time([], 2) == 0
-    with pytest.raises(ValueError, match="workers must be at least 1"):
-        regeneration.queue_wall_time([1], 0)
+    for workers in (0, 1.5):
+        with pytest.raises(ValueError, match="workers must be a whole number of at least 1"):
+            regeneration.queue_wall_time([1], workers)
+    with pytest.raises(ValueError, match="leave unknown entries out"):
+        regeneration.queue_wall_time([float("nan"), 1.0], 1)
+
+
+def test_guidance_ablations_cost_as_guided():
+    for variant in ("guided", "guided[weight=2.0]", "guided-uncond", "guided-uncond[weight=2.0]"):
+        assert regeneration.cost_variant(variant) == "guided"
+    assert regeneration.cost_variant("naive") == "naive"
 
 
 def test_each_entry_is_measured_estimated_or_unknown():
@@ -48,6 +57,23 @@ def test_each_entry_is_measured_estimated_or_unknown():
     assert entries.loc["fast_guided_r18", "basis"] == "estimated"
     for name in ("predfkd_plain_mnv2", "never_run"):
         assert entries.loc[name, "basis"] == "unknown" and math.isnan(entries.loc[name, "minutes"])
+    assert regeneration.entry_minutes(RECORDS, []).empty
+    # nothing converged: nothing to measure or estimate from
+    assert set(regeneration.entry_minutes(RECORDS.assign(converged=False), order)["basis"]) == {"unknown"}
+
+
+def test_the_any_student_estimate_is_the_mean_of_the_reference_runs():
+    vgg = _record("fast_guided_vgg", "fast", "guided", "vgg11", 8000, 100.0, 200.0, True)
+    entries = regeneration.entry_minutes(pd.concat([RECORDS, pd.DataFrame([vgg])]), ["fast_guided_r18"])
+    assert entries.loc["fast_guided_r18", "minutes"] == pytest.approx((100 + 120 + 300) / 3)
+
+
+def test_records_that_cannot_be_costed_are_refused():
+    with pytest.raises(ValueError, match="records without converged: pass load_records' records through "
+                                         "study_budget.mark_converged first"):
+        regeneration.entry_minutes(RECORDS.drop(columns="converged"), ["x"])
+    with pytest.raises(ValueError, match="records with the same name"):
+        regeneration.entry_minutes(pd.concat([RECORDS, RECORDS.iloc[:1]]), ["x"])
 
 
 def test_hours_per_host_and_the_wall_time_say_what_is_unknown():
@@ -60,6 +86,8 @@ def test_hours_per_host_and_the_wall_time_say_what_is_unknown():
     text = regeneration.findings(entries, 2)
     known = entries[entries["basis"] != "unknown"]["minutes"].tolist()
     assert f"{regeneration.queue_wall_time(known, 2) / 60:.1f} hours" in text
-    assert "7.3 CPU hours measured (3 entries)" in text and "a lower bound: 1 entries (PRE-DFKD)" in text
+    assert "7.3 CPU hours measured (3 entries)" in text and "a lower bound: 1 entry (PRE-DFKD)" in text
+    with_missing = regeneration.by_host(regeneration.entry_minutes(RECORDS, ["fast_guided_mnv2_s0", "never_run"]))
+    assert list(with_missing.index) == ["Fast", "no record", "total"]
     measured_only = regeneration.entry_minutes(RECORDS[RECORDS["converged"]], list(RECORDS["name"][:3]))
     assert regeneration.findings(measured_only, 2).endswith("hours of synthesis and KD.")

@@ -90,6 +90,10 @@ def test_markdown_keeps_each_cell_as_written():
     assert rows[2:] == [["0", "75.50", "87.40", "a", "3"], ["1", "76.12", "", "b", "1"], ["2", "", "75.18", "", "2"]]
     infinite = markdown(pd.DataFrame({"x": [float("inf"), 0.25]})).splitlines()
     assert [line.split("|")[2].strip() for line in infinite[2:]] == ["inf", "0.25"]
+    nullable = markdown(pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "s": pd.array(["x", None], dtype="string")}))
+    assert [[c.strip() for c in line.split("|")[2:4]] for line in nullable.splitlines()[2:]] == [["1", "x"], ["", ""]]
+    with pytest.raises(ValueError, match="distinct column names; repeated: \\['a'\\]"):
+        markdown(pd.DataFrame([[1.5, 2.25]], columns=["a", "a"]))
 
 
 def test_a_grid_table_is_saved_with_its_numbers(tmp_path):
