@@ -60,10 +60,6 @@ def cost_variant(variant: str) -> str:
     return variant.split("[")[0].removesuffix("-uncond")
 
 
-def _minutes(records: pd.DataFrame) -> pd.Series:
-    return records["synthesis_min"] + records["kd_min"]
-
-
 def _reference(converged: pd.DataFrame) -> pd.DataFrame:
     """The converged records at the fewest KD steps of their host, variant and student."""
     fewest = converged.groupby(["host", "variant", "student"])["kd_steps"].transform("min")
@@ -86,9 +82,10 @@ def entry_minutes(records: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
                          f"study_budget.mark_converged first")
     if records["name"].duplicated().any():
         raise ValueError(f"records with the same name: {sorted(set(records['name'][records['name'].duplicated()]))}")
-    records = records.assign(variant=records["variant"].map(cost_variant))
+    records = records.assign(variant=records["variant"].map(cost_variant),
+                             minutes=records["synthesis_min"] + records["kd_min"])
     by_name = records.set_index("name")
-    converged = records[records["converged"]].assign(minutes=_minutes(records[records["converged"]]))
+    converged = records[records["converged"]]
     reference = _reference(converged) if len(converged) else converged
     same_student = reference.groupby(["host", "variant", "student"])["minutes"].mean()
     any_student = reference.groupby(["host", "variant"])["minutes"].mean()
@@ -101,7 +98,7 @@ def entry_minutes(records: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
         rec = by_name.loc[name]
         key = (rec["host"], rec["variant"], rec["student"])
         if rec["converged"]:
-            minutes, basis = rec["synthesis_min"] + rec["kd_min"], MEASURED
+            minutes, basis = rec["minutes"], MEASURED
         elif key in same_student.index:
             minutes, basis = same_student[key], ESTIMATED
         elif key[:2] in any_student.index:
