@@ -32,6 +32,14 @@ def save_table(table: pd.DataFrame, stem: str | Path, caption: str = "", note: s
     return paths
 
 
+def as_written(table: pd.DataFrame, places: int) -> pd.DataFrame:
+    """``table`` with each number rounded to ``places`` decimals the way ``f"{value:.{places}f}"`` writes it
+    (from the exact binary value), so a mean reads the same here as in a cell of T1-T5; NumPy's
+    ``DataFrame.round`` scales before it rounds and can land on the other side of a half (89.305 gives
+    89.30 there, 89.31 written).  Missing values stay missing."""
+    return table.map(lambda v: v if _missing(v) else float(f"{float(v):.{places}f}"))
+
+
 def _decimals(value: float, most: int = 6) -> int:
     """How many decimals (at most ``most``) ``value`` needs to be written without loss (0 for an infinite one)."""
     if not math.isfinite(value):

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .labels import HOST_ORDER, VARIANT_ORDER
 from .runs import epoch_accuracy
+from .tables import as_written
 
 DIAGNOSTICS = {"teacher_accuracy": "teacher on own images (%)", "distance_condensed": "distance to condensed",
                "distance_real": "distance to real", "d_acc_real": "D acc. condensed", "d_acc_fake": "D acc. synthetic",
@@ -36,7 +37,7 @@ def variant_table(records: pd.DataFrame) -> pd.DataFrame:
         if "guided" in acc and other in acc:
             acc[f"guided − {other}"] = acc["guided"] - acc[other]
     acc.index.name = "host"
-    return acc.round(2)
+    return as_written(acc, 2)
 
 
 def seed_counts(records: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from cdemi.report import condensed, runs, variants
-from cdemi.report.tables import markdown, save_table, save_table_with_numbers
+from cdemi.report.grid import cell_text, stats
+from cdemi.report.tables import as_written, markdown, save_table, save_table_with_numbers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,6 +144,13 @@ def test_variant_table_compares_guided_with_plain_and_naive(tmp_path):
     assert "none" not in diag.index.get_level_values("host") and diag.loc[("fast", "guided", 0), "D acc. condensed"] == 0.6
     assert variants.seed_counts(records).loc["fast", "guided"] == 1
     assert set(variants.curves(records)["epoch"]) == {1, 2}
+
+
+def test_variant_means_read_as_the_grid_cells_do():
+    seeds = pd.Series([89.46, 89.15])  # mean 89.305: NumPy's round gives 89.30, the grid's cell 89.31
+    assert cell_text(stats(seeds)).startswith("89.31 ")
+    rounded = as_written(pd.DataFrame({"guided": [seeds.mean(), float("nan")]}), 2)
+    assert rounded["guided"].iloc[0] == 89.31 and pd.isna(rounded["guided"].iloc[1])
 
 
 def test_run_records_refuse_other_files(tmp_path, tally):
