@@ -146,11 +146,14 @@ def test_variant_table_compares_guided_with_plain_and_naive(tmp_path):
     assert set(variants.curves(records)["epoch"]) == {1, 2}
 
 
-def test_variant_means_read_as_the_grid_cells_do():
+def test_variant_means_read_as_the_grid_cells_do(tmp_path):
     seeds = pd.Series([89.46, 89.15])  # mean 89.305: NumPy's round gives 89.30, the grid's cell 89.31
     assert cell_text(stats(seeds)).startswith("89.31 ")
     rounded = as_written(pd.DataFrame({"guided": [seeds.mean(), float("nan")]}), 2)
     assert rounded["guided"].iloc[0] == 89.31 and pd.isna(rounded["guided"].iloc[1])
+    for i, final in enumerate(seeds):
+        _write(tmp_path, f"fast_guided_s{i}", _run_record(f"fast_guided_s{i}", "fast", "guided", final, {}))
+    assert variants.variant_table(runs.load_records(tmp_path)).loc["fast", "guided"] == 89.31
 
 
 def test_run_records_refuse_other_files(tmp_path, tally):
