@@ -41,7 +41,7 @@ def test_an_unknown_stage_is_refused_before_any_run(tmp_path):
 # one KD-only run and one model-inversion run of the committed grid, rerun from scratch in a fresh clone: two
 # of the grid's short runs (a converged run takes from 30 min to over 2 hours, beyond the suite's budget; a
 # cell of this slice that is rerun at its converged budget must be swapped for one still short)
-SLICE = ["distill@kd_dm1_mnv2_s0", "distill@predfkd_plain_mnv2_s0"]
+SLICE = ["distill@kd_k10_mnv2_s0", "distill@predfkd_plain_mnv2_s0"]
 
 
 def test_rounding_explains_numbers_and_nothing_else():
